@@ -1,0 +1,97 @@
+"""The ``resnet-bench`` command line: thin; each command calls the library.
+
+Bad input prints one line naming the problem and exits 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from resnet_bench import __version__
+from resnet_bench.architecture import DEPTHS, VARIANTS
+from resnet_bench.output import FORMATS, emit
+
+EXIT_BAD_INPUT = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse prints usage too; we want one line
+        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        sys.exit(EXIT_BAD_INPUT)
+
+
+def int_list(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if not values:
+        raise argparse.ArgumentTypeError("expected at least one value")
+    return values
+
+
+def str_list(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def _add_model_args(parser: argparse.ArgumentParser, depth_default: int | None = 18) -> None:
+    parser.add_argument("--depth", type=int, default=depth_default, required=depth_default is None,
+                        help=f"ResNet depth: {', '.join(map(str, DEPTHS))}")
+    parser.add_argument("--variant", default="v1.5", help="v1 (paper) or v1.5 (torchvision)")
+    parser.add_argument("--weights", default=None, help="torchvision-format state_dict file")
+
+
+def cmd_flops(args: argparse.Namespace) -> int:
+    from resnet_bench.architecture import check_input_size, check_variant
+    from resnet_bench.flops import flops_rows
+
+    variants = VARIANTS if args.variant == "both" else (check_variant(args.variant),)
+    rows = flops_rows(variants, check_input_size(args.input_size))
+    emit(rows, args.format, title=f"ResNet multiply-adds at {args.input_size}x{args.input_size} "
+         "(convs + fc, the paper's convention)")
+    return 0
+
+
+def cmd_time(args: argparse.Namespace) -> int:
+    from resnet_bench.quick import time_torch_cpu
+
+    row = time_torch_cpu(args.depth, args.variant, args.batch, args.input_size, args.weights)
+    emit([row], args.format, title="PyTorch eager, CPU, single-stream latency")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="resnet-bench", description="Export, check and benchmark ResNet-18..152.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("flops", help="multiply-adds and params per depth against Table 1")
+    p.add_argument("--variant", default="both", help="v1, v1.5 or both")
+    p.add_argument("--input-size", type=int, default=224)
+    p.add_argument("--format", choices=FORMATS, default="table")
+    p.set_defaults(func=cmd_flops)
+
+    p = sub.add_parser("time", help="time one depth with PyTorch eager on the CPU")
+    _add_model_args(p)
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--input-size", type=int, default=224)
+    p.add_argument("--format", choices=FORMATS, default="table")
+    p.set_defaults(func=cmd_time)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ValueError as exc:  # every validation error in the library is a ValueError
+        sys.stderr.write(f"resnet-bench: error: {exc}\n")
+        return EXIT_BAD_INPUT
+    except BrokenPipeError:  # output piped into head & co.
+        sys.stderr.close()
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
