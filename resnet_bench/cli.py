@@ -61,6 +61,23 @@ def cmd_time(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from exporters.pipeline import ExportOptions, export
+    from resnet_bench.spec import ModelSpec
+
+    spec = ModelSpec(args.depth, args.variant, args.weights, input_size=args.input_size)
+    options = ExportOptions(targets=args.to, precisions=args.precision, batches=args.batches,
+                            opset=args.opset, static_batch=args.static_batch, out=Path(args.out),
+                            onnx=Path(args.onnx) if args.onnx else None)
+    artifacts = export(spec, options)
+    rows = [a.row() for a in artifacts]
+    emit(rows, args.format, title=f"{spec.name} artifacts",
+         columns=["target", "precision", "bytes", "export_s", "cached", "path"])
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="resnet-bench", description="Export, check and benchmark ResNet-18..152.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -78,6 +95,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input-size", type=int, default=224)
     p.add_argument("--format", choices=FORMATS, default="table")
     p.set_defaults(func=cmd_time)
+
+    p = sub.add_parser("export", help="export to ONNX / OpenVINO IR / TensorRT engine (cached)")
+    _add_model_args(p, depth_default=50)
+    p.add_argument("--to", type=str_list, default=("onnx",), help="onnx,openvino,tensorrt")
+    p.add_argument("--precision", type=str_list, default=("fp32",), help="fp32,fp16")
+    p.add_argument("--batches", type=int_list, default=(1,),
+                   help="batch sizes the TensorRT profile must cover (min/opt/max)")
+    p.add_argument("--opset", type=int, default=18)
+    p.add_argument("--static-batch", type=int, default=None, help="fix the batch axis (default: dynamic)")
+    p.add_argument("--input-size", type=int, default=224)
+    p.add_argument("--onnx", default=None, help="convert this ONNX file instead of exporting the model")
+    p.add_argument("--out", default="artifacts", help="artifact store folder")
+    p.add_argument("--format", choices=FORMATS, default="table")
+    p.set_defaults(func=cmd_export)
     return parser
 
 

@@ -1,0 +1,36 @@
+"""ONNX -> OpenVINO IR (``.xml`` + ``.bin``) with OpenVINO's own converter."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from exporters.errors import ExportError
+
+
+def openvino_version() -> str | None:
+    try:
+        import openvino
+    except ImportError:
+        return None
+    return openvino.get_version()
+
+
+def export_openvino(onnx_path: Path, xml_path: Path, precision: str) -> None:
+    """fp32 keeps fp32 weights; fp16 stores compressed fp16 weights (the runtime decompresses)."""
+    try:
+        import openvino as ov
+    except ImportError as exc:
+        raise ExportError("openvino is not installed (pip install 'resnet-bench[cpu]')") from exc
+    model = ov.convert_model(str(onnx_path))
+    # save_model compresses to fp16 by default: say what we want explicitly.
+    ov.save_model(model, str(xml_path), compress_to_fp16=(precision == "fp16"))
+
+
+def run_openvino(xml_path: Path, images: np.ndarray) -> np.ndarray:
+    import openvino as ov
+
+    compiled = ov.Core().compile_model(str(xml_path), "CPU",
+                                       {"INFERENCE_PRECISION_HINT": "f32"})
+    return compiled(images)[0]

@@ -1,0 +1,206 @@
+"""Turn a model spec into verified, cached artifacts: ONNX, OpenVINO IR, TensorRT engines."""
+
+from __future__ import annotations
+
+import platform
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+
+from exporters import onnx_export, openvino_export, tensorrt_export
+from exporters.errors import ExportError
+from exporters.store import Artifact, ArtifactStore
+from resnet_bench.model import file_sha256, synthetic_images
+from resnet_bench.spec import ModelSpec
+from resnet_bench.tolerances import TOLERANCES, rel_l2, top1_agreement
+
+TARGETS = ("onnx", "openvino", "tensorrt")
+PRECISIONS = ("fp32", "fp16")
+VERIFY_BATCHES = (1, 3)  # neither is the export example's batch (2)
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    targets: tuple[str, ...] = ("onnx",)
+    precisions: tuple[str, ...] = ("fp32",)
+    batches: tuple[int, ...] = (1,)  # the TensorRT profile covers these
+    opset: int = onnx_export.DEFAULT_OPSET
+    static_batch: int | None = None  # None: dynamic batch axis
+    out: Path = field(default=Path("artifacts"))
+    onnx: Path | None = None  # start from this ONNX file instead of exporting the model
+
+    def __post_init__(self) -> None:
+        for target in self.targets:
+            if target not in TARGETS:
+                raise ValueError(f"unknown target {target!r}; choose from {', '.join(TARGETS)}")
+        for precision in self.precisions:
+            if precision not in PRECISIONS:
+                raise ValueError(f"unknown precision {precision!r}; choose from {', '.join(PRECISIONS)}")
+        if not self.targets or not self.precisions:
+            raise ValueError("at least one target and one precision are needed")
+        if not self.batches or min(self.batches) < 1:
+            raise ValueError(f"batch sizes must be at least 1, got {list(self.batches)}")
+        if not 18 <= self.opset <= 23:
+            raise ValueError(f"opset must be between 18 and 23, got {self.opset}")
+        if self.static_batch is not None and self.static_batch < 1:
+            raise ValueError(f"static batch must be at least 1, got {self.static_batch}")
+
+
+def check_available(targets: tuple[str, ...]) -> None:
+    """Refuse up front, naming what is missing, before any time is spent exporting."""
+    if "openvino" in targets and openvino_export.openvino_version() is None:
+        raise ExportError("openvino: OpenVINO is not installed (pip install 'resnet-bench[cpu]')")
+    if "tensorrt" in targets:
+        reason = tensorrt_export.unavailable_reason()
+        if reason:
+            raise ExportError(f"tensorrt: {reason}")
+
+
+class Exporter:
+    """Exports one model spec; builds the PyTorch model and its reference outputs only if an
+    artifact is missing, so a fully cached export never touches the model."""
+
+    def __init__(self, spec: ModelSpec, options: ExportOptions) -> None:
+        self.spec, self.options = spec, options
+        self.store = ArtifactStore(options.out)
+        self._reference: dict[int, tuple[np.ndarray, np.ndarray]] | None = None
+        self._model: torch.nn.Module | None = None
+        self._onnx: dict[str, Artifact] = {}
+        if options.onnx is not None:
+            onnx_export.read_onnx(options.onnx)  # fail early on a bad file
+
+    # -- helpers ---------------------------------------------------------------------------
+    def model(self) -> torch.nn.Module:
+        if self._model is None:
+            self._model = self.spec.build()
+        return self._model
+
+    def verify_batches(self) -> tuple[int, ...]:
+        return (self.options.static_batch,) if self.options.static_batch else VERIFY_BATCHES
+
+    def reference(self) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+        """Images and PyTorch fp32 logits per verification batch size."""
+        if self._reference is None:
+            images = synthetic_images(max(self.verify_batches()), self.spec.input_size, seed=11)
+            self._reference = {}
+            for batch in self.verify_batches():
+                x = images[:batch]
+                if self.options.onnx is not None:  # no PyTorch model: the given ONNX is the reference
+                    ref = onnx_export.run_onnxruntime(self.options.onnx, x.numpy())
+                else:
+                    with torch.inference_mode():
+                        ref = self.model()(x).numpy()
+                self._reference[batch] = (x.numpy(), ref)
+        return self._reference
+
+    def verify(self, run, path: Path, precision: str, runtime: str) -> dict:
+        """Run the artifact with its own runtime at each verification batch against PyTorch."""
+        tolerance = TOLERANCES[precision]
+        report = {"runtime": runtime, "batches": {}}
+        for batch, (images, ref) in self.reference().items():
+            try:
+                out = run(path, images)
+            except Exception as exc:  # runtimes raise their own types for a wrong input shape
+                raise ExportError(f"{path.name}: {runtime} failed at batch {batch}: "
+                                  f"{str(exc).strip().splitlines()[0]}") from exc
+            if out.shape != ref.shape:
+                raise ExportError(f"{path.name}: batch {batch} gave output shape {out.shape}, "
+                                  f"expected {ref.shape} (batch dimension fixed at export?)")
+            error, top1 = rel_l2(out, ref), top1_agreement(out, ref)
+            report["batches"][str(batch)] = {"rel_l2_err": error, "top1_agreement": top1}
+            if error > tolerance.max_rel_l2 or top1 < tolerance.min_top1:
+                raise ExportError(f"{path.name} ({precision}) disagrees with PyTorch at batch {batch}: "
+                                  f"rel L2 {error:.2e} (max {tolerance.max_rel_l2:.0e}), "
+                                  f"top-1 {top1:.0%}")
+        return report
+
+    # -- targets ---------------------------------------------------------------------------
+    def onnx(self, precision: str) -> Artifact:
+        if precision in self._onnx:
+            return self._onnx[precision]
+        opts = self.options
+        if opts.onnx is not None:
+            if precision != "fp32":
+                raise ExportError("--onnx gives one file; its precision is its own: ask for fp32")
+            fields = {"source_onnx_sha256": file_sha256(opts.onnx)}
+        else:
+            fields = {"model": self.spec.key_fields(), "opset": opts.opset,
+                      "static_batch": opts.static_batch, "exporter": onnx_export.EXPORTER,
+                      "torch": torch.__version__, "onnx": onnx.__version__}
+        fields = {**fields, "target": "onnx", "precision": precision}
+
+        def build(folder: Path) -> tuple[str, dict]:
+            path = folder / "model.onnx"
+            if opts.onnx is not None:
+                path.write_bytes(Path(opts.onnx).read_bytes())
+            else:
+                onnx_export.export_onnx(self.model(), path, self.spec.input_size, precision,
+                                        opts.opset, opts.static_batch)
+            proto = onnx_export.read_onnx(path)
+            batch = onnx_export.batch_dim(proto)
+            if opts.static_batch is None and opts.onnx is None and not isinstance(batch, str):
+                raise ExportError(f"exported ONNX has a fixed batch of {batch}, a dynamic one was asked for")
+            extra = {"batch_dim": batch, "opset": proto.opset_import[0].version,
+                     "nodes": len(proto.graph.node), "spec": self.spec.name}
+            try:
+                import onnxruntime
+            except ImportError:
+                extra["verify"] = "skipped: onnxruntime is not installed"
+            else:
+                extra["verify"] = self.verify(onnx_export.run_onnxruntime, path, precision,
+                                              f"onnxruntime {onnxruntime.__version__}")
+            return path.name, extra
+
+        artifact = self.store.get_or_build("onnx", self.spec.name + f"-{precision}", precision, fields, build)
+        self._onnx[precision] = artifact
+        return artifact
+
+    def openvino(self, precision: str) -> Artifact:
+        # OpenVINO converts the fp32 ONNX; fp16 here means fp16-compressed weights.
+        source = self.onnx("fp32")
+        version = openvino_export.openvino_version()
+        fields = {"onnx_key": source.key, "target": "openvino", "precision": precision,
+                  "openvino": version, "converter": "openvino.convert_model"}
+
+        def build(folder: Path) -> tuple[str, dict]:
+            path = folder / "model.xml"
+            openvino_export.export_openvino(source.path, path, precision)
+            report = self.verify(openvino_export.run_openvino, path, precision,
+                                 f"openvino {version} CPU f32")
+            return path.name, {"verify": report, "source": str(source.path), "spec": self.spec.name,
+                               "weights": "fp16-compressed" if precision == "fp16" else "fp32"}
+
+        return self.store.get_or_build("openvino", self.spec.name + f"-{precision}", precision, fields, build)
+
+    def tensorrt(self, precision: str) -> Artifact:
+        source = self.onnx(precision)  # strongly typed: the precision is the graph's
+        env = tensorrt_export.environment()
+        profile = tensorrt_export.profile_for(self.options.batches)
+        fields = tensorrt_export.engine_key_fields(source.key, precision, profile, env)
+        cache = tensorrt_export.timing_cache_path(self.store.root / "tensorrt", env)
+
+        def build(folder: Path) -> tuple[str, dict]:
+            path = folder / "model.engine"
+            extra = tensorrt_export.build_engine(source.path, path, profile, self.spec.input_size, cache)
+            return path.name, {**extra, "source": str(source.path), "spec": self.spec.name}
+
+        return self.store.get_or_build("tensorrt", self.spec.name + f"-{precision}", precision, fields, build)
+
+
+EXPORTERS = {"onnx": Exporter.onnx, "openvino": Exporter.openvino, "tensorrt": Exporter.tensorrt}
+
+
+def export(spec: ModelSpec, options: ExportOptions) -> list[Artifact]:
+    """Every (target, precision) asked for, in that order; cached artifacts are reused."""
+    check_available(options.targets)
+    exporter = Exporter(spec, options)
+    return [EXPORTERS[target](exporter, precision)
+            for target in options.targets for precision in options.precisions]
+
+
+def tool_versions() -> dict:
+    return {"python": platform.python_version(), "torch": torch.__version__, "onnx": onnx.__version__,
+            "openvino": openvino_export.openvino_version()}

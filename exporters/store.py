@@ -1,0 +1,113 @@
+"""Content-addressed artifact store.
+
+An artifact is a folder ``<root>/<target>/<name>-<key16>/`` holding its files and a
+``manifest.json``. The key is a hash of everything that changes the files. A folder is
+built under a temporary name and renamed into place only once complete and verified, so a
+killed export never leaves something that is reused; a manifest whose hashes do not match
+the files makes the artifact be rebuilt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from resnet_bench.model import file_sha256
+
+MANIFEST = "manifest.json"
+
+
+def artifact_key(fields: dict) -> str:
+    return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Artifact:
+    target: str
+    precision: str
+    path: Path  # the main file (model.onnx, model.xml, model.engine)
+    sha256: str
+    bytes: int  # all the artifact's files (an IR is .xml + .bin)
+    export_s: float
+    cached: bool
+    key: str
+    manifest: dict
+
+    def row(self) -> dict:
+        return {"target": self.target, "precision": self.precision, "path": str(self.path),
+                "sha256": self.sha256, "bytes": self.bytes, "export_s": round(self.export_s, 3),
+                "cached": self.cached}
+
+
+# A builder writes its files into the folder it is given and returns (main file name, extra
+# manifest fields). Everything it needs comes from the closure.
+Builder = Callable[[Path], tuple[str, dict]]
+
+
+class ArtifactStore:
+    def __init__(self, root: str | os.PathLike = "artifacts") -> None:
+        self.root = Path(root)
+
+    def folder(self, target: str, name: str, key: str) -> Path:
+        return self.root / target / f"{name}-{key[:16]}"
+
+    def lookup(self, target: str, name: str, key: str) -> Artifact | None:
+        """The stored artifact, if complete and its files match the manifest's hashes."""
+        folder = self.folder(target, name, key)
+        try:
+            manifest = json.loads((folder / MANIFEST).read_text())
+            if manifest["key"] != key:
+                return None
+            for file, digest in manifest["files"].items():
+                if file_sha256(folder / file) != digest:
+                    return None
+        except (OSError, ValueError, KeyError):
+            return None
+        main = folder / manifest["main"]
+        return Artifact(target, manifest["precision"], main, manifest["files"][manifest["main"]],
+                        sum(manifest["bytes"].values()), manifest["export_s"], True, key, manifest)
+
+    def get_or_build(self, target: str, name: str, precision: str, key_fields: dict,
+                     build: Builder) -> Artifact:
+        key = artifact_key(key_fields)
+        found = self.lookup(target, name, key)
+        if found is not None:
+            return found
+        final = self.folder(target, name, key)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        scratch = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=final.parent))
+        try:
+            start = time.perf_counter()
+            main, extra = build(scratch)
+            export_s = time.perf_counter() - start
+            files = {p.name: file_sha256(p) for p in sorted(scratch.iterdir()) if p.is_file()}
+            manifest = {"key": key, "target": target, "precision": precision, "main": main,
+                        "files": files, "bytes": {f: (scratch / f).stat().st_size for f in files},
+                        "export_s": export_s, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                        "key_fields": key_fields, **extra}
+            _write_atomic(scratch / MANIFEST, json.dumps(manifest, indent=2, default=str))
+            if final.exists():  # a stale or corrupt artifact under the same key
+                shutil.rmtree(final)
+            os.replace(scratch, final)
+        finally:
+            if scratch.exists():
+                shutil.rmtree(scratch, ignore_errors=True)
+        main_path = final / main
+        return Artifact(target, precision, main_path, files[main], sum(manifest["bytes"].values()),
+                        export_s, False, key, manifest)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
