@@ -78,6 +78,33 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_parity(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from exporters.pipeline import Exporter, ExportOptions
+    from resnet_bench.backends import backend_class
+    from resnet_bench.backends.base import BackendOptions
+    from resnet_bench.parity import parity_images, run_parity
+    from resnet_bench.spec import ModelSpec
+    from resnet_bench.tolerances import TOLERANCES
+
+    spec = ModelSpec(args.depth, args.variant, args.weights, input_size=args.input_size)
+    for name in args.backends:
+        backend_class(name)  # unknown names are bad input, before any work
+    for precision in args.precision:
+        if precision not in TOLERANCES:
+            raise ValueError(f"unknown precision {precision!r}; choose from {', '.join(TOLERANCES)}")
+    BackendOptions(args.device, threads=args.threads)  # validates device and threads
+    exporter = Exporter(spec, ExportOptions(out=Path(args.out)))
+    images = parity_images(args.input_size, args.count, folder=args.images)
+    verdicts = run_parity(exporter, args.backends, args.device, args.precision, images, args.threads)
+    rows = [v.row() for v in verdicts]
+    emit(rows, args.format, title=f"{spec.name}: parity against PyTorch fp32 on {len(images)} images",
+         columns=["backend", "precision", "device", "status", "rel_l2_err", "max_abs_err", "cosine",
+                  "top1_agreement", "top5_agreement", "compute_precision", "threads", "reason"])
+    return 1 if any(v.status in ("fail", "error") for v in verdicts) else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="resnet-bench", description="Export, check and benchmark ResNet-18..152.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -109,6 +136,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="artifacts", help="artifact store folder")
     p.add_argument("--format", choices=FORMATS, default="table")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("parity", help="compare every backend x precision with PyTorch fp32")
+    _add_model_args(p, depth_default=50)
+    p.add_argument("--backends", type=str_list, default=("torch", "onnxruntime", "openvino"))
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--precision", type=str_list, default=("fp32",), help="fp32,fp16,bf16")
+    p.add_argument("--images", default=None, help="folder of real images (resize 256, crop 224)")
+    p.add_argument("--count", type=int, default=32, help="seeded synthetic images when no --images")
+    p.add_argument("--input-size", type=int, default=224)
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: the CPUs we may use)")
+    p.add_argument("--out", default="artifacts", help="artifact store folder")
+    p.add_argument("--format", choices=FORMATS, default="table")
+    p.set_defaults(func=cmd_parity)
     return parser
 
 

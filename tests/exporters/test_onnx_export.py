@@ -6,7 +6,7 @@ from exporters.errors import ExportError
 from exporters.onnx_export import batch_dim, read_onnx, run_onnxruntime
 from exporters.pipeline import Exporter, ExportOptions, export
 from resnet_bench.model import synthetic_images
-from tests.exporters.conftest import SMALL
+from tests.conftest import SMALL
 
 pytest.importorskip("onnxruntime")
 

@@ -5,7 +5,7 @@ import pytest
 from exporters.pipeline import Exporter, ExportOptions, export
 from exporters.store import MANIFEST, ArtifactStore, artifact_key
 from resnet_bench.spec import ModelSpec
-from tests.exporters.conftest import SMALL
+from tests.conftest import SMALL
 
 
 def test_second_export_is_a_cache_hit_without_building_the_model(store_dir, small_artifacts):

@@ -1,0 +1,70 @@
+"""OpenVINO: the performance hint set explicitly, and what the compiled model chose read back."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from resnet_bench.backends.base import Backend, BackendOptions
+from resnet_bench.cpus import available_cpus
+
+# fp16 on the CPU means fp16-compressed weights, computed in f32 (the runtime decompresses).
+# bf16 is computed in bf16 and needs a CPU with bf16 support (AVX512-BF16 / AMX).
+COMPUTE = {"fp32": "f32", "fp16": "f32", "bf16": "bf16"}
+OV_DEVICE = {"cpu": "CPU"}
+
+
+class OpenVinoBackend(Backend):
+    name = "openvino"
+    target = "openvino"
+    precisions = {"cpu": ("fp32", "fp16", "bf16")}
+
+    @classmethod
+    def unavailable_reason(cls, options: BackendOptions) -> str | None:
+        try:
+            import openvino as ov
+        except ImportError:
+            return "openvino is not installed (pip install 'resnet-bench[cpu]')"
+        reason = super().unavailable_reason(options)
+        if reason:
+            return reason
+        if options.precision == "bf16":
+            capabilities = ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+            if "BF16" not in capabilities:
+                return f"this CPU has no bf16 support (OpenVINO capabilities: {', '.join(capabilities)})"
+        return None
+
+    def load(self, path: Path) -> None:
+        import openvino as ov
+
+        self.ov = ov
+        opts = self.options
+        config = {
+            "PERFORMANCE_HINT": opts.mode.upper(),  # LATENCY or THROUGHPUT, never the default
+            "INFERENCE_PRECISION_HINT": COMPUTE[opts.precision],  # else it may pick bf16 itself
+            "INFERENCE_NUM_THREADS": opts.threads or available_cpus(),
+        }
+        if opts.streams is not None:
+            config["NUM_STREAMS"] = opts.streams
+        self.compiled = ov.Core().compile_model(str(path), OV_DEVICE[opts.device], config)
+        self.request = self.compiled.create_infer_request()
+
+    def run(self, prepared: np.ndarray) -> Any:
+        return self.request.infer({0: prepared})
+
+    def fetch(self, output: Any) -> np.ndarray:
+        return np.array(output[0])  # a copy: the request's buffer is reused by the next call
+
+    def close(self) -> None:
+        self.request = None
+        self.compiled = None
+
+    def describe(self) -> dict:
+        get = self.compiled.get_property
+        version = self.ov.get_version().split("-")[0]
+        return {"device_name": self.options.device, "provider": f"OpenVINO {version} CPU",
+                "compute_precision": get("INFERENCE_PRECISION_HINT").to_string(),
+                "threads": int(get("INFERENCE_NUM_THREADS")), "streams": int(get("NUM_STREAMS")),
+                "performance_hint": str(get("PERFORMANCE_HINT"))}

@@ -1,0 +1,142 @@
+"""Parity: does a backend compute what PyTorch fp32 computes, on the same inputs?
+
+A cell is a verdict with its numbers (pass / fail / unavailable / error), never an exception.
+Tolerances live in ``tolerances.TOLERANCES``, keyed by precision.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from exporters.pipeline import Exporter
+from resnet_bench.backends import BackendOptions, BackendUnavailable
+from resnet_bench.model import IMAGENET_MEAN, IMAGENET_STD, synthetic_images
+from resnet_bench.runner import open_backend
+from resnet_bench.tolerances import TOLERANCES, rel_l2, top1_agreement
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".ppm"}
+CHUNK = 8  # images per inference call: exercises a batch other than 1
+
+
+@dataclass(frozen=True)
+class Verdict:
+    backend: str
+    precision: str
+    device: str
+    status: str  # pass / fail / unavailable / error
+    max_abs_err: float | None = None
+    mean_abs_err: float | None = None
+    rel_l2_err: float | None = None
+    cosine: float | None = None
+    top1_agreement: float | None = None
+    top5_agreement: float | None = None
+    reason: str = ""
+    compute_precision: str | None = None
+    threads: int | None = None
+    streams: int | None = None
+    provider: str | None = None
+
+    def row(self) -> dict:
+        return asdict(self)
+
+
+def compare(output: np.ndarray, reference: np.ndarray) -> dict:
+    out, ref = np.asarray(output, np.float64), np.asarray(reference, np.float64)
+    diff = np.abs(out - ref)
+    cosine = np.sum(out * ref, 1) / (np.linalg.norm(out, axis=1) * np.linalg.norm(ref, axis=1))
+    top5_ref = np.argsort(-ref, 1)[:, :5]
+    top5_out = np.argsort(-out, 1)[:, :5]
+    top5 = np.mean([len(set(a) & set(b)) / 5 for a, b in zip(top5_out, top5_ref, strict=True)])
+    return {"max_abs_err": float(diff.max()), "mean_abs_err": float(diff.mean()),
+            "rel_l2_err": rel_l2(out, ref), "cosine": float(cosine.min()),
+            "top1_agreement": top1_agreement(out, ref), "top5_agreement": float(top5)}
+
+
+def judge(metrics: dict, precision: str) -> str:
+    """Empty when within tolerance, else the reason in words."""
+    tolerance = TOLERANCES[precision]
+    reasons = []
+    if metrics["rel_l2_err"] > tolerance.max_rel_l2:
+        reasons.append(f"rel L2 {metrics['rel_l2_err']:.2e} > {tolerance.max_rel_l2:.0e}")
+    if metrics["top1_agreement"] < tolerance.min_top1:
+        reasons.append(f"top-1 agreement {metrics['top1_agreement']:.1%} < {tolerance.min_top1:.0%}")
+    return "; ".join(reasons)
+
+
+def load_images(folder: str | Path, size: int = 224) -> np.ndarray:
+    """Real images, as torchvision's ImageNet evaluation prepares them: resize the short side
+    to 256/224 of ``size``, centre-crop ``size``, scale to [0, 1], normalise."""
+    from PIL import Image
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ValueError(f"image folder not found: {folder}")
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise ValueError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {folder}")
+    short = round(size * 256 / 224)
+    batch = []
+    for path in files:
+        with Image.open(path) as image:
+            image = image.convert("RGB")
+            w, h = image.size
+            scale = short / min(w, h)
+            image = image.resize((max(short, round(w * scale)), max(short, round(h * scale))),
+                                 Image.Resampling.BILINEAR)
+            w, h = image.size
+            left, top = (w - size) // 2, (h - size) // 2
+            image = image.crop((left, top, left + size, top + size))
+            batch.append(np.asarray(image, np.float32) / 255.0)
+    array = np.stack(batch).transpose(0, 3, 1, 2)
+    mean = np.array(IMAGENET_MEAN, np.float32).reshape(1, 3, 1, 1)
+    std = np.array(IMAGENET_STD, np.float32).reshape(1, 3, 1, 1)
+    return np.ascontiguousarray((array - mean) / std)
+
+
+def parity_images(size: int, count: int = 32, seed: int = 0, folder: str | Path | None = None) -> np.ndarray:
+    if folder is not None:
+        return load_images(folder, size)
+    return synthetic_images(count, size, seed=seed).numpy()
+
+
+def _in_chunks(fn, images: np.ndarray) -> np.ndarray:
+    return np.concatenate([fn(images[i:i + CHUNK]) for i in range(0, len(images), CHUNK)])
+
+
+def reference_logits(exporter: Exporter, images: np.ndarray) -> np.ndarray:
+    model = exporter.model()
+    with torch.inference_mode():
+        return _in_chunks(lambda x: model(torch.from_numpy(x)).numpy(), images)
+
+
+def check_cell(exporter: Exporter, backend: str, options: BackendOptions, images: np.ndarray,
+               reference: np.ndarray) -> Verdict:
+    cell = dict(backend=backend, precision=options.precision, device=options.device)
+    try:
+        opened = open_backend(backend, options, exporter)
+    except BackendUnavailable as exc:
+        return Verdict(**cell, status="unavailable", reason=str(exc))
+    except Exception as exc:  # a failing cell is a row, the matrix goes on
+        return Verdict(**cell, status="error", reason=f"{type(exc).__name__}: {exc}".splitlines()[0])
+    with opened.backend as runner:
+        try:
+            output = _in_chunks(runner.infer, images)
+        except Exception as exc:
+            return Verdict(**cell, status="error", reason=f"{type(exc).__name__}: {exc}".splitlines()[0])
+        info = runner.describe()
+    metrics = compare(output, reference)
+    reason = judge(metrics, options.precision)
+    return Verdict(**cell, status="fail" if reason else "pass", reason=reason, **metrics,
+                   compute_precision=info.get("compute_precision"), threads=info.get("threads"),
+                   streams=info.get("streams"), provider=info.get("provider"))
+
+
+def run_parity(exporter: Exporter, backends: tuple[str, ...], device: str, precisions: tuple[str, ...],
+               images: np.ndarray, threads: int | None = None) -> list[Verdict]:
+    reference = reference_logits(exporter, images)
+    return [check_cell(exporter, backend, BackendOptions(device, precision, threads), images, reference)
+            for backend in backends for precision in precisions]
