@@ -10,9 +10,16 @@ STAMP := $(VENV)/.installed-$(DEVICE)
 ifeq ($(DEVICE),cpu)
   TORCH := torch==2.13.0
   EXTRAS := cpu,dev
-else
+else ifeq ($(DEVICE),cuda)
+  ifeq ($(shell nvidia-smi -L >/dev/null 2>&1 && echo yes),)
+    $(error DEVICE=cuda: no NVIDIA GPU here (nvidia-smi -L failed); use DEVICE=cpu)
+  endif
   TORCH := torch
   EXTRAS := gpu,dev
+  # TensorRT's wheels are not on every index: without it, its cells say 'unavailable'.
+  FALLBACK := || $(BIN)/python -m pip install -q -e ".[dev]" onnxruntime-gpu
+else
+  $(error DEVICE must be cpu or cuda, got '$(DEVICE)')
 endif
 
 .PHONY: setup test bench lint clean
@@ -22,16 +29,19 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q "$(TORCH)"
-	$(BIN)/python -m pip install -q -e ".[$(EXTRAS)]"
+	$(BIN)/python -m pip install -q -e ".[$(EXTRAS)]" $(FALLBACK)
 	rm -f $(VENV)/.installed-*
 	touch $@
 
 test: setup
 	$(BIN)/python -m pytest tests $(PYTEST_ARGS)
 
+PROFILE ?= quick
+BENCH_ARGS = --device $(DEVICE) --profile $(PROFILE) $(if $(DEPTHS),--depths $(DEPTHS)) \
+	$(if $(BATCHES),--batches $(BATCHES)) $(if $(BACKENDS),--backends $(BACKENDS))
+
 bench: setup
-	$(BIN)/resnet-bench flops --variant both
-	$(BIN)/resnet-bench time --depth 50 --batch 1
+	$(BIN)/resnet-bench bench $(BENCH_ARGS)
 
 lint: setup
 	$(BIN)/ruff check resnet_bench exporters tests benchmarks

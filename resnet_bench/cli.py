@@ -105,6 +105,58 @@ def cmd_parity(args: argparse.Namespace) -> int:
     return 1 if any(v.status in ("fail", "error") for v in verdicts) else 0
 
 
+SUMMARY_COLUMNS = ["depth", "backend", "precision", "mode", "batch_size", "latency_ms_p50", "latency_ms_p99",
+                   "images_per_s", "roofline_fraction", "threads", "streams", "parity_status", "valid",
+                   "status"]
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from resnet_bench import harness
+
+    if args.resume:
+        run_dir = Path(args.resume)
+        config = harness.resume(run_dir)
+    else:
+        if args.device == "cuda":
+            import torch
+            if not torch.cuda.is_available():
+                raise ValueError("--device cuda: no CUDA device is visible to torch")
+        from resnet_bench.timing import StopRule
+
+        given = {"warmup_iters": args.warmup_iters, "warmup_s": args.warmup_time,
+                 "min_iters": args.min_iters, "min_s": args.min_time, "max_s": args.max_time}
+        rule = StopRule(**{k: v for k, v in given.items() if v is not None})
+        config = harness.SweepConfig.from_profile(
+            args.profile, args.device, depths=args.depths, batches=args.batches, backends=args.backends,
+            precisions=args.precisions, modes=args.modes, input_size=args.input_size, threads=args.threads,
+            artifacts=args.artifacts, rule=rule)
+        run_dir = harness.new_run_dir(Path(args.out), config.device)
+        harness.start(config, run_dir)
+    console = Console(stderr=True)
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console) as progress:
+        sweep = harness.Sweep(config, run_dir)
+        todo = sweep.todo()
+        task = progress.add_task("peak GEMM, exports, parity...", total=len(todo))
+
+        def on_cell(row: dict) -> None:
+            label = (f"resnet{row['depth']} {row['backend']} {row['precision']} {row['mode']} "
+                     f"b{row['batch_size']}: {row['status']}")
+            progress.update(task, advance=1, description=label)
+
+        sweep.on_cell = on_cell
+        writer = sweep.run()
+    rows = [r for r in writer.rows]
+    emit(rows, args.format, title=f"run {run_dir.name}", columns=SUMMARY_COLUMNS)
+    print(run_dir)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="resnet-bench", description="Export, check and benchmark ResNet-18..152.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -149,6 +201,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="artifacts", help="artifact store folder")
     p.add_argument("--format", choices=FORMATS, default="table")
     p.set_defaults(func=cmd_parity)
+
+    p = sub.add_parser("bench", help="the sweep: latency and throughput per depth x batch x backend")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--profile", default="quick", help="quick (ResNet-18/50, batch 1/8) or full")
+    p.add_argument("--depths", type=int_list, default=None)
+    p.add_argument("--batches", type=int_list, default=None)
+    p.add_argument("--backends", type=str_list, default=None)
+    p.add_argument("--precisions", type=str_list, default=None)
+    p.add_argument("--modes", type=str_list, default=None, help="latency,throughput")
+    p.add_argument("--input-size", type=int, default=None)
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--artifacts", default=None, help="artifact store folder (default: artifacts)")
+    p.add_argument("--out", default="results/runs", help="where run directories go")
+    p.add_argument("--resume", default=None, metavar="RUN_DIR", help="run only the cells missing there")
+    p.add_argument("--warmup-iters", type=int, default=None, help="untimed calls per shape (default 20)")
+    p.add_argument("--warmup-time", type=float, default=None, help="untimed seconds per shape (default 1)")
+    p.add_argument("--min-iters", type=int, default=None, help="timed calls at least (default 30)")
+    p.add_argument("--min-time", type=float, default=None, help="timed seconds at least (default 2)")
+    p.add_argument("--max-time", type=float, default=None, help="timed seconds at most (default 20)")
+    p.add_argument("--format", choices=FORMATS, default="table")
+    p.set_defaults(func=cmd_bench)
     return parser
 
 

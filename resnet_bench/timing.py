@@ -96,3 +96,82 @@ def measure(fn: Callable[[], object], rule: StopRule = StopRule(),
         if len(samples) >= rule.min_iters and elapsed >= rule.min_s * 1e9:
             break
     return Timing(np.asarray(samples, dtype=np.float64) / 1e6, warm, rule.min_iters)
+
+
+@dataclass(frozen=True)
+class ThroughputTiming(Timing):
+    """Several requests in flight: per-request latencies over a shared window."""
+
+    in_flight: int = 1
+
+    @property
+    def requests_per_s(self) -> float:
+        # Little's law for a closed loop (each worker sends its next request as soon as the
+        # last returns): throughput = requests in flight / mean time in the system. Counting
+        # completions in the window instead undercounts the requests still in flight at its end.
+        mean_s = float(self.samples_ms.mean()) / 1e3
+        return self.in_flight / mean_s if mean_s > 0 else 0.0
+
+
+def measure_concurrent(workers: list[Callable[[], object]], rule: StopRule = StopRule()) -> ThroughputTiming:
+    """Run each worker (one synchronous request per call) in its own thread, all at once.
+
+    All threads warm up together (the warm-up iterations shared among them, the warm-up time
+    each), then a shared window opens; it closes
+    once ``min_s`` has passed and ``min_iters`` requests have finished (or at ``max_s``).
+    Requests that finish after the window are not counted.
+    """
+    import threading
+
+    clock = time.perf_counter_ns
+    per_worker_warmup = -(-rule.warmup_iters // len(workers))  # the shape's warm-up, shared out
+    ready = threading.Barrier(len(workers) + 1)
+    start_window = threading.Event()
+    stop = threading.Event()
+    samples: list[list[int]] = [[] for _ in workers]
+    window: dict[str, int] = {}
+    errors: list[BaseException] = []
+
+    def loop(index: int, work: Callable[[], object]) -> None:
+        try:
+            begin, warm = clock(), 0
+            while warm < per_worker_warmup or clock() - begin < rule.warmup_s * 1e9:
+                work()
+                warm += 1
+        except BaseException as exc:  # re-raised in the caller's thread
+            errors.append(exc)
+        ready.wait()
+        start_window.wait()
+        while not stop.is_set() and not errors:
+            t0 = clock()
+            try:
+                work()
+            except BaseException as exc:
+                errors.append(exc)
+                break
+            t1 = clock()
+            if t1 <= window.get("end", t1):
+                samples[index].append(t1 - t0)
+
+    threads = [threading.Thread(target=loop, args=(i, w), daemon=True) for i, w in enumerate(workers)]
+    for thread in threads:
+        thread.start()
+    ready.wait()
+    window["start"] = clock()
+    start_window.set()
+    while True:
+        time.sleep(0.01)
+        elapsed = clock() - window["start"]
+        done = sum(len(s) for s in samples)
+        if errors or elapsed >= rule.max_s * 1e9 or (done >= rule.min_iters and elapsed >= rule.min_s * 1e9):
+            break
+    window["end"] = clock()
+    stop.set()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+    # Only the requests that started inside the window and finished before it closed.
+    kept = [s for per_worker in samples for s in per_worker]
+    return ThroughputTiming(np.asarray(kept, dtype=np.float64) / 1e6, rule.warmup_iters, rule.min_iters,
+                            in_flight=len(workers))

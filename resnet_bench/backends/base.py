@@ -11,11 +11,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
+
+from resnet_bench.cpus import available_cpus
 
 DEVICES = ("cpu", "cuda")
 
@@ -77,6 +80,27 @@ class Backend:
 
     def close(self) -> None:
         """Release sessions and device memory."""
+
+    def in_flight(self) -> int:
+        """Requests in flight in throughput mode: ``streams`` if given, else one per CPU
+        (each with an equal share of the threads) or two CUDA streams."""
+        if self.options.streams:
+            return self.options.streams
+        return available_cpus() if self.options.device == "cpu" else 2
+
+    def threads_per_request(self) -> int:
+        threads = self.options.threads or available_cpus()
+        if self.options.mode == "throughput":
+            return max(1, threads // self.in_flight())
+        return threads
+
+    def worker(self, prepared: Any) -> Callable[[], object]:
+        """One closed-loop request stream for throughput mode: a call runs one request to the
+        end. Backends whose handles are not thread-safe give each worker its own."""
+        def work() -> None:
+            self.run(prepared)
+            self.sync()
+        return work
 
     def infer(self, images: np.ndarray) -> np.ndarray:
         output = self.run(self.prepare(images))

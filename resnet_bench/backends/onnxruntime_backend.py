@@ -8,7 +8,6 @@ from typing import Any
 import numpy as np
 
 from resnet_bench.backends.base import Backend, BackendOptions
-from resnet_bench.cpus import available_cpus
 
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
 
@@ -42,7 +41,7 @@ class OnnxRuntimeBackend(Backend):
         session_options = ort.SessionOptions()
         session_options.log_severity_level = 3
         # ORT sizes its pool from the host's cores, not the container's quota: set it.
-        self.threads = opts.threads or available_cpus()
+        self.threads = self.threads_per_request()
         session_options.intra_op_num_threads = self.threads
         session_options.inter_op_num_threads = 1
         session_options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
@@ -70,6 +69,18 @@ class OnnxRuntimeBackend(Backend):
         self.session.run_with_iobinding(self.binding)
         return self.binding
 
+    def worker(self, prepared: Any) -> Any:
+        if self.binding is None:
+            return super().worker(prepared)  # InferenceSession.run is thread-safe
+        binding = self.session.io_binding()  # one binding per request stream
+        binding.bind_ortvalue_input(self.input_name, prepared)
+        binding.bind_output(self.output_name, "cuda", 0)
+
+        def work() -> None:
+            self.session.run_with_iobinding(binding)
+            binding.synchronize_outputs()
+        return work
+
     def sync(self) -> None:
         if self.binding is not None:
             self.binding.synchronize_outputs()
@@ -86,4 +97,5 @@ class OnnxRuntimeBackend(Backend):
     def describe(self) -> dict:
         return {"device_name": self.options.device, "provider": self.session.get_providers()[0],
                 "compute_precision": self.options.precision, "threads": self.threads,
-                "streams": 1, "runtime_version": self.ort.__version__}
+                "streams": self.in_flight() if self.options.mode == "throughput" else 1,
+                "runtime_version": self.ort.__version__}

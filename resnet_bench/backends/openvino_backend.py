@@ -51,6 +51,16 @@ class OpenVinoBackend(Backend):
         self.compiled = ov.Core().compile_model(str(path), OV_DEVICE[opts.device], config)
         self.request = self.compiled.create_infer_request()
 
+    def in_flight(self) -> int:
+        if self.options.mode == "latency":
+            return 1
+        # The THROUGHPUT hint chooses its streams; it says how many requests keep them busy.
+        return int(self.compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
+
+    def worker(self, prepared: np.ndarray) -> Any:
+        request = self.compiled.create_infer_request()  # one request per stream of work
+        return lambda: request.infer({0: prepared})
+
     def run(self, prepared: np.ndarray) -> Any:
         return self.request.infer({0: prepared})
 

@@ -54,6 +54,20 @@ class TensorRtBackend(Backend):
         torch.cuda.synchronize()
         return device_in
 
+    def worker(self, prepared: Any) -> Any:
+        torch = self.torch
+        context = self.engine.create_execution_context()  # one context and stream per worker
+        stream = torch.cuda.Stream()
+        context.set_input_shape(self.input_name, tuple(prepared.shape))
+        output = torch.empty(tuple(context.get_tensor_shape(self.output_name)), device="cuda")
+        context.set_tensor_address(self.input_name, prepared.data_ptr())
+        context.set_tensor_address(self.output_name, output.data_ptr())
+
+        def work() -> None:
+            context.execute_async_v3(stream.cuda_stream)
+            stream.synchronize()
+        return work
+
     def run(self, prepared: Any) -> Any:
         if not self.context.execute_async_v3(self.stream.cuda_stream):
             raise RuntimeError("TensorRT execute_async_v3 failed")

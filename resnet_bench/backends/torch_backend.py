@@ -10,7 +10,6 @@ import numpy as np
 import torch
 
 from resnet_bench.backends.base import Backend, BackendOptions
-from resnet_bench.cpus import available_cpus
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -28,7 +27,9 @@ class TorchBackend(Backend):
         self.cuda_graphs = cuda_graphs and options.device == "cuda"
         self.device = torch.device(options.device)
         self.dtype = DTYPES[options.precision]
-        self.threads = options.threads or available_cpus()
+        self.threads = self.threads_per_request()
+        if options.mode == "throughput":
+            self.cuda_graphs = False  # graphs replay on one stream; throughput uses several
         self.compile_s: dict[int, float] = {}  # first call per batch size (compiling backends)
         self._graphs: dict[tuple, tuple[Any, torch.Tensor, torch.Tensor]] = {}
 
@@ -83,9 +84,20 @@ class TorchBackend(Backend):
         with torch.inference_mode():
             return self.model(x)
 
+    def worker(self, prepared: torch.Tensor) -> Any:
+        if self.device.type != "cuda":
+            return super().worker(prepared)
+        stream = torch.cuda.Stream(self.device)  # one CUDA stream per request stream
+
+        def work() -> None:
+            with torch.cuda.stream(stream), torch.inference_mode():
+                self.model(prepared)
+            stream.synchronize()
+        return work
+
     def sync(self) -> None:
         if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
+            torch.cuda.current_stream(self.device).synchronize()
 
     def fetch(self, output: torch.Tensor) -> np.ndarray:
         return output.float().cpu().numpy()
@@ -100,7 +112,8 @@ class TorchBackend(Backend):
         device = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "cpu"
         return {"device_name": device, "provider": f"torch {torch.__version__} eager",
                 "compute_precision": self.options.precision, "threads": torch.get_num_threads(),
-                "streams": 1, "channels_last": self.channels_last, "cuda_graphs": self.cuda_graphs}
+                "streams": self.in_flight() if self.options.mode == "throughput" else 1,
+                "channels_last": self.channels_last, "cuda_graphs": self.cuda_graphs}
 
 
 class TorchCompileBackend(TorchBackend):

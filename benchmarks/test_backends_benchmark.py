@@ -1,0 +1,44 @@
+"""Single-stream latency per depth x batch x CPU backend, as pytest-benchmark measures it.
+
+The target is the same synchronised call the harness times (``run`` then ``sync``); warm-up
+rounds come first, untimed. Parity is not judged here: that is ``resnet-bench parity``.
+"""
+
+import pytest
+
+from benchmarks.conftest import DEPTHS, INPUT_SIZE
+from exporters.pipeline import Exporter, ExportOptions
+from resnet_bench.backends import BackendOptions, BackendUnavailable
+from resnet_bench.model import synthetic_images
+from resnet_bench.runner import open_backend
+from resnet_bench.spec import ModelSpec
+
+_EXPORTERS: dict[int, Exporter] = {}
+
+
+def exporter_for(depth: int, artifacts) -> Exporter:
+    if depth not in _EXPORTERS:
+        _EXPORTERS[depth] = Exporter(ModelSpec(depth, input_size=INPUT_SIZE), ExportOptions(out=artifacts))
+    return _EXPORTERS[depth]
+
+
+@pytest.mark.parametrize("batch", [1, 8])
+@pytest.mark.parametrize("backend_name", ["torch", "onnxruntime", "openvino"])
+@pytest.mark.parametrize("depth", DEPTHS)
+def test_latency(benchmark, artifacts_dir, depth, backend_name, batch):
+    try:
+        opened = open_backend(backend_name, BackendOptions("cpu"), exporter_for(depth, artifacts_dir))
+    except BackendUnavailable as exc:
+        pytest.skip(f"{backend_name}: {exc}")
+    with opened.backend as backend:
+        prepared = backend.prepare(synthetic_images(batch, INPUT_SIZE, seed=5).numpy())
+
+        def target():
+            backend.run(prepared)
+            backend.sync()
+
+        benchmark.group = f"resnet{depth} batch {batch}"
+        benchmark.extra_info.update(depth=depth, batch_size=batch, backend=backend_name,
+                                    input_size=INPUT_SIZE, **backend.describe())
+        benchmark.pedantic(target, rounds=20, warmup_rounds=10, iterations=1)
+    assert benchmark.stats.stats.median > 0

@@ -1,0 +1,255 @@
+"""The benchmark sweep: depth x backend x precision x mode x batch on one device.
+
+Per (depth, backend, precision): parity against PyTorch fp32 first, then every mode and
+batch size timed through ``timing.measure`` (latency) or ``timing.measure_concurrent``
+(throughput). Each cell becomes one row, written as soon as it finishes; failures are rows.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from exporters.pipeline import Exporter, ExportOptions
+from resnet_bench import fingerprint as fp
+from resnet_bench.architecture import DEPTHS, PAPER_GMACS, check_depth, count_macs
+from resnet_bench.backends import BackendOptions, BackendUnavailable, backend_class
+from resnet_bench.model import synthetic_images
+from resnet_bench.parity import check_cell, parity_images, reference_logits
+from resnet_bench.peak import peaks
+from resnet_bench.results import KEY, RunWriter, cell_id, write_atomic
+from resnet_bench.runner import open_backend
+from resnet_bench.spec import ModelSpec
+from resnet_bench.timing import StopRule, measure, measure_concurrent
+
+MODES = ("latency", "throughput")
+DEFAULT_BACKENDS = {"cpu": ("torch", "onnxruntime", "openvino"),
+                    "cuda": ("torch", "onnxruntime", "tensorrt", "torch-compile")}
+PROFILES = {
+    "quick": dict(depths=(18, 50), batches=(1, 8)),
+    "full": dict(depths=DEPTHS, batches=(1, 8, 32)),
+}
+FULL_CUDA_BATCHES = (1, 8, 32, 128)
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    device: str = "cpu"
+    depths: tuple[int, ...] = (18, 50)
+    batches: tuple[int, ...] = (1, 8)
+    backends: tuple[str, ...] = ("torch", "onnxruntime", "openvino")
+    precisions: tuple[str, ...] = ("fp32",)
+    modes: tuple[str, ...] = MODES
+    variant: str = "v1.5"
+    weights: str | None = None
+    input_size: int = 224
+    threads: int | None = None
+    parity_images: int = 32
+    artifacts: str = "artifacts"
+    rule: StopRule = field(default_factory=StopRule)
+
+    def __post_init__(self) -> None:
+        for depth in self.depths:
+            check_depth(depth)
+        for name in self.backends:
+            backend_class(name)
+        for mode in self.modes:
+            if mode not in MODES:
+                raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+        if not self.batches or min(self.batches) < 1:
+            raise ValueError(f"batch sizes must be at least 1, got {list(self.batches)}")
+        BackendOptions(self.device, threads=self.threads)  # validates device and threads
+        ModelSpec(self.depths[0], self.variant, self.weights, input_size=self.input_size)
+
+    @classmethod
+    def from_profile(cls, profile: str, device: str, **overrides) -> SweepConfig:
+        if profile not in PROFILES:
+            raise ValueError(f"profile must be one of {', '.join(PROFILES)}, got {profile!r}")
+        base = dict(PROFILES[profile], device=device, backends=DEFAULT_BACKENDS.get(device, ()))
+        if profile == "full" and device == "cuda":
+            base["batches"] = FULL_CUDA_BATCHES
+        if profile == "full" and device == "cpu":
+            base["backends"] = (*DEFAULT_BACKENDS["cpu"], "torch-compile")
+        base.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**base)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> SweepConfig:
+        data = dict(data, rule=StopRule(**data["rule"]))
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+
+    def cells(self) -> list[dict]:
+        return [dict(depth=d, variant=self.variant, backend=b, precision=p, device=self.device,
+                     mode=m, batch_size=n, input_size=self.input_size)
+                for d in self.depths for b in self.backends for p in self.precisions
+                for m in self.modes for n in sorted(self.batches)]
+
+
+def _is_oom(exc: BaseException) -> bool:
+    text = f"{type(exc).__name__} {exc}".lower()
+    return "outofmemory" in text or "out of memory" in text or "failed to allocate" in text
+
+
+def _first_line(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}".strip().splitlines()[0][:300]
+
+
+class Sweep:
+    def __init__(self, config: SweepConfig, run_dir: Path, on_cell: Callable[[dict], None] | None = None):
+        self.config, self.writer = config, RunWriter(run_dir)
+        self.on_cell = on_cell or (lambda row: None)
+        self.fingerprint = fp.collect()
+        self.run_id = Path(run_dir).name
+        self.peaks: dict[str, float] = {}
+
+    def todo(self) -> list[dict]:
+        done = self.writer.done()
+        return [c for c in self.config.cells() if cell_id(c) not in done]
+
+    def run(self) -> RunWriter:
+        todo = self.todo()
+        if not todo:
+            return self.writer
+        cfg = self.config
+        threads = cfg.threads or self.fingerprint["cpus_available"]
+        self.peaks = peaks(cfg.device, threads)
+        for depth in cfg.depths:
+            groups = {(c["backend"], c["precision"]) for c in todo if c["depth"] == depth}
+            if not groups:
+                continue
+            spec = ModelSpec(depth, cfg.variant, cfg.weights, input_size=cfg.input_size)
+            exporter = Exporter(spec, ExportOptions(batches=cfg.batches, out=Path(cfg.artifacts)))
+            images = parity_images(cfg.input_size, cfg.parity_images)
+            reference = reference_logits(exporter, images)
+            bench_images = synthetic_images(max(cfg.batches), cfg.input_size, seed=5).numpy()
+            for backend in cfg.backends:
+                for precision in cfg.precisions:
+                    if (backend, precision) in groups:
+                        cells = [c for c in todo if c["depth"] == depth and c["backend"] == backend
+                                 and c["precision"] == precision]
+                        self._group(exporter, cells, images, reference, bench_images)
+        self.writer.finish()
+        return self.writer
+
+    def _row(self, cell: dict, **values) -> dict:
+        macs = count_macs(cell["depth"], cell["variant"], cell["input_size"])
+        row = {**cell, "run_id": self.run_id, "cell_id": cell_id(cell), "gmacs": macs / 1e9,
+               "paper_gmacs": PAPER_GMACS[cell["depth"]],
+               "fingerprint_id": self.fingerprint["fingerprint_id"],
+               "peak_gflops": self.peaks.get(cell["precision"]), **values}
+        return row
+
+    def _emit(self, row: dict, samples: list[float] | None = None) -> None:
+        self.writer.add(row, samples)
+        self.on_cell(row)
+
+    def _group(self, exporter: Exporter, cells: list[dict], images: np.ndarray, reference: np.ndarray,
+               bench_images: np.ndarray) -> None:
+        cfg, first = self.config, cells[0]
+        options = BackendOptions(cfg.device, first["precision"], cfg.threads)
+        verdict = check_cell(exporter, first["backend"], options, images, reference)
+        if verdict.status in ("unavailable", "error"):
+            status = verdict.status
+            for cell in cells:
+                self._emit(self._row(cell, status=status, error=verdict.reason, valid=False,
+                                     parity_status=verdict.status))
+            return
+        parity = dict(parity_status=verdict.status, rel_l2_err=verdict.rel_l2_err,
+                      top1_agreement=verdict.top1_agreement)
+        for mode in cfg.modes:
+            mode_cells = [c for c in cells if c["mode"] == mode]
+            if mode_cells:
+                self._mode(exporter, mode_cells, replace(options, mode=mode), parity, bench_images)
+
+    def _mode(self, exporter: Exporter, cells: list[dict], options: BackendOptions, parity: dict,
+              bench_images: np.ndarray) -> None:
+        try:
+            opened = open_backend(cells[0]["backend"], options, exporter)
+        except BackendUnavailable as exc:
+            for cell in cells:
+                self._emit(self._row(cell, status="unavailable", error=str(exc), valid=False, **parity))
+            return
+        except Exception as exc:
+            for cell in cells:
+                self._emit(self._row(cell, status="oom" if _is_oom(exc) else "error", error=_first_line(exc),
+                                     valid=False, **parity))
+            return
+        oom_at = None
+        with opened.backend as backend:
+            for cell in cells:
+                batch = cell["batch_size"]
+                if oom_at is not None:
+                    self._emit(self._row(cell, status="oom", valid=False, **parity,
+                                         error=f"not run: out of memory at batch {oom_at}"))
+                    continue
+                try:
+                    row, samples = self._measure(backend, cell, bench_images[:batch], parity)
+                except Exception as exc:
+                    if _is_oom(exc):
+                        oom_at = batch
+                    self._emit(self._row(cell, status="oom" if _is_oom(exc) else "error",
+                                         error=_first_line(exc), valid=False, **parity))
+                    continue
+                row.update(export_s=opened.export_s, export_cached=opened.export_cached, load_s=opened.load_s)
+                self._emit(row, samples)
+
+    def _measure(self, backend, cell: dict, images: np.ndarray, parity: dict) -> tuple[dict, list[float]]:
+        rule = self.config.rule
+        prepared = backend.prepare(images)
+        if cell["mode"] == "latency":
+            timing = measure(lambda: backend.run(prepared), rule, backend.sync)
+            images_per_s = cell["batch_size"] * 1e3 / timing.stats()["latency_ms_p50"]
+        else:
+            timing = measure_concurrent([backend.worker(prepared) for _ in range(backend.in_flight())], rule)
+            images_per_s = cell["batch_size"] * timing.requests_per_s
+        info = backend.describe()
+        stats = timing.stats()
+        reasons = timing.invalid_reasons()
+        if parity["parity_status"] != "pass":
+            reasons.append("parity failed")
+        gflops = 2 * count_macs(cell["depth"], cell["variant"], cell["input_size"]) / 1e9 * images_per_s
+        peak = self.peaks.get(cell["precision"])
+        row = self._row(cell, **stats, **parity, images_per_s=images_per_s, achieved_gflops=gflops,
+                        roofline_fraction=gflops / peak if peak else None, threads=info.get("threads"),
+                        streams=info.get("streams"), compute_precision=info.get("compute_precision"),
+                        provider=info.get("provider"), valid=not reasons, invalid_reasons="; ".join(reasons),
+                        status="ok" if parity["parity_status"] == "pass" else "parity_failed", error="")
+        return row, [round(float(s), 6) for s in timing.samples_ms]
+
+
+def new_run_dir(root: Path, device: str) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return Path(root) / f"{stamp}-{device}-{fp.collect()['fingerprint_id'][:6]}"
+
+
+def start(config: SweepConfig, run_dir: Path) -> None:
+    """Create the run directory with its config and fingerprint."""
+    run_dir.mkdir(parents=True, exist_ok=False)
+    write_atomic(run_dir / "config.json", json.dumps(config.to_json(), indent=2))
+    write_atomic(run_dir / "fingerprint.json", json.dumps(fp.collect(), indent=2))
+
+
+def resume(run_dir: Path) -> SweepConfig:
+    """The config of an earlier run, refused if this machine's hard fingerprint differs."""
+    run_dir = Path(run_dir)
+    try:
+        config = SweepConfig.from_json(json.loads((run_dir / "config.json").read_text()))
+        recorded = json.loads((run_dir / "fingerprint.json").read_text())["fingerprint_id"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise ValueError(f"cannot resume {run_dir}: not a run directory ({_first_line(exc)})") from exc
+    here = fp.collect()["fingerprint_id"]
+    if recorded != here:
+        raise ValueError(f"cannot resume {run_dir}: it was measured with fingerprint {recorded}, "
+                         f"this machine is {here}")
+    return config
+
+
+__all__ = ["KEY", "PROFILES", "Sweep", "SweepConfig", "new_run_dir", "resume", "start"]

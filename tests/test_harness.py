@@ -1,0 +1,151 @@
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from resnet_bench import fingerprint, harness, results
+from resnet_bench.harness import Sweep, SweepConfig
+from resnet_bench.timing import StopRule
+
+QUICK_RULE = StopRule(warmup_iters=2, warmup_s=0.0, min_iters=5, min_s=0.1, max_s=2.0)
+
+
+def small_config(store_dir, **overrides):
+    base = dict(depths=(18,), batches=(1, 2), backends=("torch", "onnxruntime", "tensorrt"),
+                input_size=64, parity_images=8, artifacts=str(store_dir), rule=QUICK_RULE)
+    return SweepConfig(**{**base, **overrides})
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory, store_dir, small_artifacts):
+    run_dir = tmp_path_factory.mktemp("runs") / "run"
+    config = small_config(store_dir)
+    harness.start(config, run_dir)
+    Sweep(config, run_dir).run()
+    return run_dir
+
+
+def test_every_cell_is_one_row_with_every_column(small_run):
+    frame = results.load(small_run)
+    assert len(frame) == 3 * 2 * 2  # backends x modes x batches
+    assert list(frame.columns) == results.COLUMNS
+    ok = frame[frame.status == "ok"]
+    assert set(ok.backend) == {"torch", "onnxruntime"} and len(ok) == 8
+    assert (ok.latency_ms_min <= ok.latency_ms_p50).all() and (ok.latency_ms_p50 <= ok.latency_ms_p99).all()
+    assert (ok.iterations >= 5).all() and (ok.images_per_s > 0).all()
+    assert (ok.parity_status == "pass").all() and (ok.rel_l2_err < 1e-5).all()
+    assert (ok.roofline_fraction > 0).all() and (ok.peak_gflops > 0).all()
+    assert np.allclose(ok.achieved_gflops, 2 * ok.gmacs * ok.images_per_s)
+    assert (ok.paper_gmacs == 1.8).all()
+    # throughput rows run several requests at once, latency rows one
+    assert set(ok[ok["mode"] == "latency"].streams) == {1}
+    assert (ok[ok["mode"] == "throughput"].streams >= 2).all()
+
+
+def test_unavailable_backend_is_rows_with_the_reason(small_run):
+    frame = results.load(small_run)
+    trt = frame[frame.backend == "tensorrt"]
+    assert len(trt) == 4 and set(trt.status) == {"unavailable"}
+    assert trt.error.str.contains("TensorRT|CUDA").all()
+
+
+def test_samples_and_fingerprint_are_kept(small_run):
+    frame = results.load(small_run)
+    row = frame[frame.status == "ok"].iloc[0]
+    samples = results.load_samples(small_run, row.cell_id)
+    assert len(samples) == row.iterations
+    assert min(samples) == pytest.approx(row.latency_ms_min)
+    recorded = json.loads((small_run / "fingerprint.json").read_text())
+    assert recorded["fingerprint_id"] == row.fingerprint_id
+    assert {"cpu_model", "cpus_available", "torch", "onnxruntime", "git_commit"} <= set(recorded)
+
+
+def test_fingerprint_id_follows_hard_keys_only():
+    here = fingerprint.collect()
+    soft_change = {**here, "kernel": "other", "git_commit": "x"}
+    assert fingerprint.fingerprint_id(soft_change) == here["fingerprint_id"]
+    assert fingerprint.fingerprint_id({**here, "cpu_model": "Other CPU"}) != here["fingerprint_id"]
+
+
+def test_oom_at_one_batch_skips_larger_batches(tmp_path, store_dir, small_artifacts, monkeypatch):
+    import torch
+
+    from resnet_bench.backends.torch_backend import TorchBackend
+    real_run = TorchBackend.run
+
+    def run(self, x):  # fault injection: the real backend runs out of memory at batches 2 and 4
+        if x.shape[0] in (2, 4):  # (parity runs chunks of 8 images first, and must pass)
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real_run(self, x)
+
+    monkeypatch.setattr(TorchBackend, "run", run)
+    config = small_config(store_dir, batches=(1, 2, 4), backends=("torch", "onnxruntime"), modes=("latency",))
+    harness.start(config, tmp_path / "run")
+    frame = pd.DataFrame(Sweep(config, tmp_path / "run").run().rows)
+    torch_rows = frame[frame.backend == "torch"].set_index("batch_size")
+    assert torch_rows.loc[1, "status"] == "ok"
+    assert torch_rows.loc[2, "status"] == "oom" and "out of memory" in torch_rows.loc[2, "error"]
+    assert torch_rows.loc[4, "status"] == "oom" and "not run" in torch_rows.loc[4, "error"]
+    assert set(frame[frame.backend == "onnxruntime"].status) == {"ok"}  # the sweep went on
+
+
+def _bench(*args):
+    return [sys.executable, "-m", "resnet_bench", "bench", *args]
+
+
+def test_kill_mid_sweep_then_resume_runs_only_missing_cells(tmp_path, store_dir, small_artifacts):
+    args = ["--depths", "18", "--input-size", "64", "--batches", "1,2", "--backends", "torch,onnxruntime",
+            "--artifacts", str(store_dir), "--out", str(tmp_path), "--warmup-iters", "2",
+            "--warmup-time", "0", "--min-iters", "5", "--min-time", "0.5", "--max-time", "2",
+            "--format", "json"]
+    process = subprocess.Popen(_bench(*args), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    csv = None
+    while time.time() < deadline:
+        found = list(tmp_path.glob("*/results.csv"))
+        if found and len(pd.read_csv(found[0])) >= 3:
+            csv = found[0]
+            break
+        time.sleep(0.2)
+    assert csv is not None, "the sweep wrote no rows"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    before = pd.read_csv(csv)  # the file is whole: written by rename
+    assert 3 <= len(before) < 8
+    result = subprocess.run(_bench("--resume", str(csv.parent), "--format", "json"), capture_output=True,
+                            text=True)
+    assert result.returncode == 0, result.stderr
+    after = pd.read_csv(csv)
+    assert len(after) == 8 and after.cell_id.is_unique
+    kept = after.set_index("cell_id").loc[before.cell_id]
+    assert (kept.latency_ms_p50.values == before.latency_ms_p50.values).all()  # not re-measured
+    assert result.stdout.strip().endswith(str(csv.parent))
+
+
+def test_bench_bad_input(tmp_path):
+    import torch
+
+    if not torch.cuda.is_available():
+        result = subprocess.run(_bench("--device", "cuda"), capture_output=True, text=True)
+        assert result.returncode == 2 and result.stderr.count("\n") == 1
+        assert "no CUDA device" in result.stderr
+    for args, message in [(["--resume", str(tmp_path)], "cannot resume"),
+                          (["--depths", "20"], "depth must be one of"),
+                          (["--profile", "huge"], "profile must be one of"),
+                          (["--modes", "offline"], "mode must be one of")]:
+        result = subprocess.run(_bench(*args), capture_output=True, text=True)
+        assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_profiles():
+    quick = SweepConfig.from_profile("quick", "cpu")
+    assert quick.depths == (18, 50) and quick.batches == (1, 8) and quick.modes == ("latency", "throughput")
+    assert quick.backends == ("torch", "onnxruntime", "openvino")
+    full = SweepConfig.from_profile("full", "cuda")
+    assert full.depths == (18, 34, 50, 101, 152) and full.batches == (1, 8, 32, 128)
+    assert SweepConfig.from_profile("quick", "cpu", depths=(50,)).depths == (50,)
