@@ -22,7 +22,7 @@ else
   $(error DEVICE must be cpu or cuda, got '$(DEVICE)')
 endif
 
-.PHONY: setup test bench lint clean
+.PHONY: setup test bench report lint clean
 
 setup: $(STAMP)
 
@@ -42,6 +42,12 @@ BENCH_ARGS = --device $(DEVICE) --profile $(PROFILE) $(if $(DEPTHS),--depths $(D
 
 bench: setup
 	$(BIN)/resnet-bench bench $(BENCH_ARGS)
+
+# The latest run under results/runs, rendered to results/report/.
+LATEST_RUN = $(lastword $(sort $(wildcard results/runs/*/)))
+report: setup
+	@test -n "$(LATEST_RUN)" || { echo "make report: no run under results/runs (run make bench first)"; exit 2; }
+	$(BIN)/resnet-bench report $(LATEST_RUN) --out results/report $(REPORT_ARGS)
 
 lint: setup
 	$(BIN)/ruff check resnet_bench exporters tests benchmarks

@@ -10,9 +10,12 @@ a bare ``InferenceSession.run`` loop with the same threads. Prints a markdown ta
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import shutil
 import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -41,10 +44,16 @@ def ours(exporter: Exporter, backend: str, mode: str, batch: int, rule: StopRule
 
 
 def benchmark_app(xml: Path, mode: str, batch: int, seconds: int) -> tuple[float, float]:
-    tool = shutil.which("benchmark_app") or str(Path(__import__("sys").executable).parent / "benchmark_app")
+    # benchmark_app refuses -nthreads next to -hint; the same settings go in through -load_config.
+    config = {"CPU": {"PERFORMANCE_HINT": mode.upper(), "INFERENCE_NUM_THREADS": str(available_cpus()),
+                      "INFERENCE_PRECISION_HINT": "f32"}}
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
+        json.dump(config, handle)
+    tool = shutil.which("benchmark_app") or str(Path(sys.executable).parent / "benchmark_app")
     command = [tool, "-m", str(xml), "-d", "CPU", "-hint", mode, "-shape", f"[{batch},3,224,224]",
-               "-nthreads", str(available_cpus()), "-infer_precision", "f32", "-t", str(seconds)]
+               "-load_config", handle.name, "-t", str(seconds)]
     out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    Path(handle.name).unlink()
     median = float(re.search(r"Median:\s+([\d.]+) ms", out).group(1))
     fps = float(re.search(r"Throughput:\s+([\d.]+) FPS", out).group(1))
     return median, fps

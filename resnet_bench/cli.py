@@ -157,6 +157,19 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from resnet_bench.report import build_report
+    from resnet_bench.selection import Constraints
+
+    constraints = Constraints(max_latency_ms=args.max_latency_ms, latency_percentile=args.latency_percentile,
+                              min_throughput=args.min_throughput, max_rel_err=args.max_rel_err,
+                              precisions=args.precisions, devices=args.devices, depths=args.depths)
+    path = build_report(args.run_dirs, args.out, constraints)
+    print(path)
+    print(path.with_suffix(".html"))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="resnet-bench", description="Export, check and benchmark ResNet-18..152.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -222,6 +235,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-time", type=float, default=None, help="timed seconds at most (default 20)")
     p.add_argument("--format", choices=FORMATS, default="table")
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("report", help="report.md / report.html / plots from one or more runs")
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    p.add_argument("--out", default="results/report", help="output folder")
+    p.add_argument("--max-latency-ms", type=float, default=None)
+    p.add_argument("--latency-percentile", type=int, default=99, help="50, 90 or 99")
+    p.add_argument("--min-throughput", type=float, default=None, help="images/s")
+    p.add_argument("--max-rel-err", type=float, default=None, help="relative L2 error against PyTorch fp32")
+    p.add_argument("--precisions", type=str_list, default=None)
+    p.add_argument("--devices", type=str_list, default=None)
+    p.add_argument("--depths", type=int_list, default=None)
+    p.set_defaults(func=cmd_report)
     return parser
 
 

@@ -57,15 +57,32 @@ class OpenVinoBackend(Backend):
         # The THROUGHPUT hint chooses its streams; it says how many requests keep them busy.
         return int(self.compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
 
+    def _bind(self, request: Any, images: np.ndarray) -> np.ndarray:
+        # Bind the input once, sharing the array's memory: a timed call is then only the
+        # inference, as in benchmark_app, not a copy into the request.
+        images = np.ascontiguousarray(images, dtype=np.float32)
+        request.set_input_tensor(self.ov.Tensor(images, shared_memory=True))
+        return images
+
+    def prepare(self, images: np.ndarray) -> np.ndarray:
+        return self._bind(self.request, images)
+
     def worker(self, prepared: np.ndarray) -> Any:
         request = self.compiled.create_infer_request()  # one request per stream of work
-        return lambda: request.infer({0: prepared})
+        self._bind(request, prepared)
+
+        def work() -> None:
+            request.start_async()
+            request.wait()
+        return work
 
     def run(self, prepared: np.ndarray) -> Any:
-        return self.request.infer({0: prepared})
+        self.request.start_async()
+        self.request.wait()
+        return self.request
 
     def fetch(self, output: Any) -> np.ndarray:
-        return np.array(output[0])  # a copy: the request's buffer is reused by the next call
+        return np.array(output.get_output_tensor(0).data)  # a copy: the next call reuses the buffer
 
     def close(self) -> None:
         self.request = None

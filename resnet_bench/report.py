@@ -1,0 +1,232 @@
+"""Turn result runs into report.md, a self-contained report.html and PNG plots.
+
+Runs from several machines merge: every row keeps its run's fingerprint as ``machine``.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from resnet_bench.flops import flops_rows
+from resnet_bench.results import load
+from resnet_bench.selection import Constraints, select
+
+
+@dataclass
+class Section:
+    title: str
+    text: list[str] = field(default_factory=list)
+    tables: list[tuple[str, pd.DataFrame]] = field(default_factory=list)
+    plots: list[str] = field(default_factory=list)  # PNG file names in the output folder
+
+
+def load_runs(run_dirs: list[str | Path]) -> tuple[pd.DataFrame, dict[str, dict]]:
+    """All rows, with a ``machine`` column naming each run's fingerprint; fingerprints by id."""
+    frames, fingerprints = [], {}
+    for run_dir in map(Path, run_dirs):
+        frame = load(run_dir)
+        try:
+            fingerprint = json.loads((run_dir / "fingerprint.json").read_text())
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"{run_dir} has no readable fingerprint.json") from exc
+        what = fingerprint.get("gpu_name") or fingerprint.get("cpu_model") or "?"
+        machine = f"{fingerprint['fingerprint_id'][:6]} {what} x{fingerprint.get('cpus_available')}"
+        fingerprints[machine] = fingerprint
+        frames.append(frame.assign(machine=machine, run_dir=str(run_dir)))
+    return pd.concat(frames, ignore_index=True), fingerprints
+
+
+def _fmt(frame: pd.DataFrame) -> pd.DataFrame:
+    out = frame.copy()
+    for column in out.columns:
+        if pd.api.types.is_float_dtype(out[column]):
+            out[column] = out[column].map(lambda v: "" if pd.isna(v) else f"{v:.4g}")
+    return out
+
+
+def _plot(out: Path, name: str, draw) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(7, 4.2), dpi=110)
+    draw(axes)
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(out / name)
+    plt.close(figure)
+    return name
+
+
+def table1_section() -> Section:
+    rows = pd.DataFrame(flops_rows())
+    wide = rows.pivot_table(index=["depth", "params", "paper_gmacs"], columns="variant", values="gmacs")
+    wide = wide.reset_index().rename(columns={"v1": "v1 GMACs (paper's block)", "v1.5": "v1.5 GMACs (torchvision)",
+                                              "paper_gmacs": "paper FLOPs (x1e9 multiply-adds)"})
+    return Section("1. Table 1, reproduced",
+                   ["Multiply-adds of the convolutions and the fc layer per 224x224 image, counted from the "
+                    "architecture (the paper's convention); v1 strides the first 1x1 conv of a bottleneck, "
+                    "v1.5 the 3x3."], [("", wide)])
+
+
+def flops_section(frame: pd.DataFrame, out: Path) -> Section:
+    ok = frame[(frame.status.isin(["ok", "parity_failed"])) & (frame["mode"] == "latency")]
+    section = Section("2. Speed against FLOPs")
+    if ok.empty:
+        section.text.append("No latency cells ran.")
+        return section
+    batch = 1 if (ok.batch_size == 1).any() else int(ok.batch_size.min())
+    ok = ok[ok.batch_size == batch]
+    rows = []
+    for (machine, device, backend, precision), group in ok.groupby(["machine", "device", "backend", "precision"]):
+        group = group.sort_values("depth")
+        base = group.iloc[0]
+        for _, row in group.iterrows():
+            rows.append({"machine": machine, "device": device, "backend": backend, "precision": precision,
+                         "depth": row.depth, "gmacs": row.gmacs, "p50 ms": row.latency_ms_p50,
+                         "images/s": row.images_per_s,
+                         f"latency / ResNet-{base.depth}": row.latency_ms_p50 / base.latency_ms_p50,
+                         f"FLOPs / ResNet-{base.depth}": row.gmacs / base.gmacs,
+                         "GFLOP/s": row.achieved_gflops, "of same-run peak": row.roofline_fraction})
+    section.text.append(f"Single-stream latency at batch {batch}. If latency followed FLOPs, the two ratio "
+                        "columns would be equal; where latency grows more slowly, the deeper nets use the "
+                        "hardware better (larger per-layer work), where faster, they are memory- or "
+                        "overhead-bound.")
+    section.tables.append(("", pd.DataFrame(rows)))
+
+    def draw(ax):
+        for (machine, backend, precision), group in ok.groupby(["machine", "backend", "precision"]):
+            group = group.sort_values("gmacs")
+            ax.plot(group.gmacs, group.latency_ms_p50, marker="o", label=f"{backend} {precision} [{machine[:6]}]")
+        ax.set_xlabel("GMACs per image (analytic)")
+        ax.set_ylabel(f"p50 latency at batch {batch} (ms)")
+        ax.set_title("Latency against multiply-adds")
+
+    section.plots.append(_plot(out, "latency_vs_gmacs.png", draw))
+    return section
+
+
+def batch_section(frame: pd.DataFrame, out: Path) -> Section:
+    ok = frame[frame.status.isin(["ok", "parity_failed"])]
+    section = Section("3. Batch scaling")
+    if ok.empty:
+        section.text.append("No cells ran.")
+        return section
+    columns = ["machine", "depth", "backend", "precision", "mode", "batch_size", "latency_ms_p50",
+               "latency_ms_p90", "latency_ms_p99", "images_per_s", "streams", "valid"]
+    section.tables.append(("", ok.sort_values(columns[:6])[columns]))
+
+    def draw(ax):
+        for (machine, depth, backend, precision, mode), group in ok.groupby(
+                ["machine", "depth", "backend", "precision", "mode"]):
+            group = group.sort_values("batch_size")
+            ax.plot(group.batch_size, group.images_per_s, marker="o", linestyle="-" if mode == "latency" else "--",
+                    label=f"R{depth} {backend} {precision} {mode} [{machine[:6]}]")
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("batch size")
+        ax.set_ylabel("images/s")
+        ax.set_title("Throughput against batch size (solid: latency mode, dashed: throughput mode)")
+
+    section.plots.append(_plot(out, "batch_scaling.png", draw))
+    return section
+
+
+def parity_section(frame: pd.DataFrame) -> Section:
+    columns = ["machine", "depth", "backend", "precision", "device", "parity_status", "rel_l2_err",
+               "top1_agreement", "compute_precision"]
+    matrix = frame[columns].drop_duplicates(["machine", "depth", "backend", "precision", "device"])
+    return Section("4. Parity matrix", ["Each backend x precision against PyTorch fp32 on the same 32 seeded "
+                                        "images, before timing."], [("", matrix.sort_values(columns[:5]))])
+
+
+def selection_section(frame: pd.DataFrame, constraints: Constraints, out: Path) -> Section:
+    selection = select(frame, constraints)
+    section = Section("5. Deployment-target selection", [f"Constraints: {constraints.describe()}."])
+    section.text += [pick["reason"] for pick in selection.picks] + selection.misses
+    latency = constraints.latency_column
+    columns = ["machine", "depth", "device", "backend", "precision", "mode", "batch_size", latency,
+               "images_per_s", "rel_l2_err", "valid"]
+    if not selection.qualifying.empty:
+        section.tables.append(("Qualifying configurations, best first", selection.qualifying[columns].head(20)))
+    if not selection.pareto.empty:
+        section.tables.append(("Pareto front (latency against throughput) per depth", selection.pareto[columns]))
+        everything = frame[frame.status == "ok"]
+
+        def draw(ax):
+            for depth, group in everything.groupby("depth"):
+                ax.scatter(group[latency], group.images_per_s, s=14, alpha=0.5, label=f"ResNet-{depth} cells")
+            for depth, group in selection.pareto.groupby("depth"):
+                ax.plot(group[latency], group.images_per_s, marker="o", label=f"ResNet-{depth} Pareto front")
+            if constraints.max_latency_ms:
+                ax.axvline(constraints.max_latency_ms, color="red", linestyle=":", label="latency budget")
+            ax.set_xlabel(f"p{constraints.latency_percentile} latency (ms)")
+            ax.set_ylabel("images/s")
+            ax.set_title("Latency against throughput")
+
+        section.plots.append(_plot(out, "pareto.png", draw))
+    return section
+
+
+def validity_section(frame: pd.DataFrame, fingerprints: dict[str, dict]) -> Section:
+    bad = frame[(frame.status != "ok") | (frame.valid.astype(str) != "True")]
+    columns = ["machine", "depth", "backend", "precision", "device", "mode", "batch_size", "status",
+               "invalid_reasons", "error"]
+    keys = ["fingerprint_id", "cpu_model", "cpus_available", "cpu_quota", "gpu_name", "gpu_compute_capability",
+            "gpu_driver", "cuda", "torch", "onnxruntime", "openvino", "tensorrt", "python", "git_commit",
+            "git_dirty"]
+    prints = pd.DataFrame({machine: {k: fp.get(k) for k in keys} for machine, fp in fingerprints.items()})
+    text = [f"{len(bad)} of {len(frame)} cells are failed, unavailable or invalid; none is dropped."]
+    return Section("6. Validity", text, [("Cells that are not ok and valid", bad[columns]),
+                                         ("Fingerprints of the runs", prints.reset_index(names="key"))])
+
+
+def _markdown(sections: list[Section], title: str) -> str:
+    parts = [f"# {title}\n"]
+    for section in sections:
+        parts.append(f"## {section.title}\n")
+        parts += [f"{line}\n" for line in section.text]
+        for caption, table in section.tables:
+            if caption:
+                parts.append(f"**{caption}**\n")
+            parts.append(_fmt(table).to_markdown(index=False) + "\n")
+        parts += [f"![{name}]({name})\n" for name in section.plots]
+    return "\n".join(parts)
+
+
+def _html(sections: list[Section], title: str, out: Path) -> str:
+    body = [f"<h1>{html.escape(title)}</h1>"]
+    for section in sections:
+        body.append(f"<h2>{html.escape(section.title)}</h2>")
+        body += [f"<p>{html.escape(line)}</p>" for line in section.text]
+        for caption, table in section.tables:
+            if caption:
+                body.append(f"<h3>{html.escape(caption)}</h3>")
+            body.append(_fmt(table).to_html(index=False, border=0, classes="t"))
+        for name in section.plots:
+            data = base64.b64encode((out / name).read_bytes()).decode()
+            body.append(f'<img alt="{name}" src="data:image/png;base64,{data}">')
+    style = ("body{font-family:sans-serif;max-width:1200px;margin:2em auto}table.t{border-collapse:collapse;"
+             "font-size:12px;margin:1em 0}.t td,.t th{padding:2px 8px;border-bottom:1px solid #ddd;text-align:right}")
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            f"<style>{style}</style></head><body>{''.join(body)}</body></html>")
+
+
+def build_report(run_dirs: list[str | Path], out: str | Path, constraints: Constraints | None = None) -> Path:
+    constraints = constraints or Constraints()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    frame, fingerprints = load_runs(run_dirs)
+    sections = [table1_section(), flops_section(frame, out), batch_section(frame, out), parity_section(frame),
+                selection_section(frame, constraints, out), validity_section(frame, fingerprints)]
+    title = f"resnet-bench report: {len(run_dirs)} run(s), {len(fingerprints)} machine(s)"
+    (out / "report.md").write_text(_markdown(sections, title))
+    (out / "report.html").write_text(_html(sections, title, out))
+    return out / "report.md"

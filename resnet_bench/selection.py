@@ -1,0 +1,147 @@
+"""Deployment-target selection: which configuration meets my constraints, and why.
+
+A configuration is one measured cell: machine, device, backend, precision, mode, batch, depth.
+Only cells that ran (``status == ok``) and passed parity are ever recommended; noisy cells
+(``valid == False``) may be, with the noise said in the reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+PERCENTILES = (50, 90, 99)
+CONFIG = ["machine", "device", "backend", "precision", "mode", "batch_size", "depth"]
+
+
+@dataclass(frozen=True)
+class Constraints:
+    max_latency_ms: float | None = None
+    latency_percentile: int = 99
+    min_throughput: float | None = None  # images/s
+    max_rel_err: float | None = None
+    precisions: tuple[str, ...] | None = None
+    devices: tuple[str, ...] | None = None
+    depths: tuple[int, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.latency_percentile not in PERCENTILES:
+            raise ValueError(f"latency percentile must be one of {PERCENTILES}, got {self.latency_percentile}")
+        for name in ("max_latency_ms", "min_throughput", "max_rel_err"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ValueError(f"{name} must be positive, got {value}")
+
+    @property
+    def latency_column(self) -> str:
+        return f"latency_ms_p{self.latency_percentile}"
+
+    def describe(self) -> str:
+        parts = []
+        if self.max_latency_ms is not None:
+            parts.append(f"p{self.latency_percentile} latency <= {self.max_latency_ms:g} ms")
+        if self.min_throughput is not None:
+            parts.append(f">= {self.min_throughput:g} images/s")
+        if self.max_rel_err is not None:
+            parts.append(f"rel. error <= {self.max_rel_err:g}")
+        for name in ("precisions", "devices", "depths"):
+            if getattr(self, name):
+                parts.append(f"{name} {', '.join(map(str, getattr(self, name)))}")
+        return "; ".join(parts) or "none"
+
+
+@dataclass
+class Selection:
+    qualifying: pd.DataFrame  # ranked: best first
+    pareto: pd.DataFrame  # per depth, the latency / throughput front of the candidates
+    picks: list[dict]  # per depth: {"depth", "row", "reason"}
+    misses: list[str]  # when nothing qualifies for a depth: which constraint, by how much
+
+
+def candidates(frame: pd.DataFrame, c: Constraints) -> pd.DataFrame:
+    """Cells that ran, passed parity and fit the filters (precision, device, depth)."""
+    rows = frame[(frame.status == "ok") & (frame.parity_status == "pass")]
+    if c.precisions:
+        rows = rows[rows.precision.isin(c.precisions)]
+    if c.devices:
+        rows = rows[rows.device.isin(c.devices)]
+    if c.depths:
+        rows = rows[rows.depth.isin(c.depths)]
+    return rows
+
+
+def violations(row: pd.Series, c: Constraints) -> dict[str, float]:
+    """How far a cell misses each constraint, as a fraction (0 when it meets it)."""
+    miss = {}
+    if c.max_latency_ms is not None:
+        miss["latency"] = max(0.0, row[c.latency_column] / c.max_latency_ms - 1)
+    if c.min_throughput is not None:
+        miss["throughput"] = max(0.0, c.min_throughput / row.images_per_s - 1)
+    if c.max_rel_err is not None:
+        miss["rel_err"] = max(0.0, row.rel_l2_err / c.max_rel_err - 1)
+    return miss
+
+
+def pareto_front(rows: pd.DataFrame, latency: str) -> pd.DataFrame:
+    """The cells no other cell beats on both latency (lower) and throughput (higher)."""
+    ordered = rows.sort_values([latency, "images_per_s"], ascending=[True, False])
+    front, best = [], -1.0
+    for index, row in ordered.iterrows():
+        if row.images_per_s > best:
+            front.append(index)
+            best = row.images_per_s
+    return rows.loc[front].sort_values(latency)
+
+
+def _label(row: pd.Series) -> str:
+    return (f"{row.backend} {row.precision} {row['mode']} batch {row.batch_size} on {row.device}"
+            + (f" ({row.machine})" if "machine" in row and isinstance(row.machine, str) else ""))
+
+
+def _miss_sentence(row: pd.Series, c: Constraints, miss: dict[str, float]) -> str:
+    texts = {
+        "latency": lambda: f"p{c.latency_percentile} latency {row[c.latency_column]:.1f} ms is "
+                           f"{miss['latency']:.0%} over {c.max_latency_ms:g} ms",
+        "throughput": lambda: f"{row.images_per_s:.1f} images/s is {miss['throughput']:.0%} short of "
+                              f"{c.min_throughput:g}",
+        "rel_err": lambda: f"rel. error {row.rel_l2_err:.1e} is {miss['rel_err']:.0%} over {c.max_rel_err:g}",
+    }
+    failing = [texts[k]() for k, v in miss.items() if v > 0]
+    return "; ".join(failing)
+
+
+def select(frame: pd.DataFrame, c: Constraints) -> Selection:
+    rows = candidates(frame, c)
+    if "machine" not in rows:
+        rows = rows.assign(machine=rows.get("fingerprint_id", "this machine"))
+    qualifying_mask = rows.apply(lambda r: not any(violations(r, c).values()), axis=1) if len(rows) else []
+    qualifying = rows[qualifying_mask] if len(rows) else rows
+    qualifying = qualifying.sort_values(["depth", "images_per_s", c.latency_column],
+                                        ascending=[True, False, True])
+    fronts = [pareto_front(group, c.latency_column) for _, group in rows.groupby("depth")]
+    pareto = pd.concat(fronts) if fronts else rows.iloc[0:0]
+    picks, misses = [], []
+    depths = sorted(set(c.depths or frame.depth.unique()))
+    for depth in depths:
+        mine = qualifying[qualifying.depth == depth]
+        if len(mine):
+            best = mine.iloc[0]
+            noisy = "" if best.valid in (True, "True") else f" (noisy cell: {best.invalid_reasons})"
+            limit = (f", within the p{c.latency_percentile} budget of {c.max_latency_ms:g} ms"
+                     if c.max_latency_ms is not None else "")
+            reason = (f"ResNet-{depth}: {_label(best)} gives {best.images_per_s:.1f} images/s at "
+                      f"p{c.latency_percentile} {best[c.latency_column]:.1f} ms, the highest throughput of "
+                      f"{len(mine)} qualifying configurations{limit}{noisy}.")
+            picks.append({"depth": depth, "row": best, "reason": reason})
+            continue
+        pool = rows[rows.depth == depth]
+        if not len(pool):
+            misses.append(f"ResNet-{depth}: no cell ran, passed parity and fits the filters "
+                          f"({c.describe()}).")
+            continue
+        scored = sorted(((max(violations(r, c).values(), default=0.0), i) for i, r in pool.iterrows()))
+        closest = [pool.loc[i] for _, i in scored[:3]]
+        details = "; ".join(f"{_label(r)}: {_miss_sentence(r, c, violations(r, c))}" for r in closest)
+        misses.append(f"ResNet-{depth}: nothing meets {c.describe()}. Closest: {details}.")
+    return Selection(qualifying, pareto, picks, misses)
