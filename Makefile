@@ -22,7 +22,7 @@ else
   $(error DEVICE must be cpu or cuda, got '$(DEVICE)')
 endif
 
-.PHONY: setup test bench report lint clean
+.PHONY: setup test bench report gate lint clean
 
 setup: $(STAMP)
 
@@ -48,6 +48,10 @@ LATEST_RUN = $(lastword $(sort $(wildcard results/runs/*/)))
 report: setup
 	@test -n "$(LATEST_RUN)" || { echo "make report: no run under results/runs (run make bench first)"; exit 2; }
 	$(BIN)/resnet-bench report $(LATEST_RUN) --out results/report $(REPORT_ARGS)
+
+# PR gate: the base ref (default: merge-base with main) against the working tree, same job.
+gate: setup
+	$(BIN)/resnet-bench gate $(if $(REF),--ref $(REF)) $(GATE_ARGS)
 
 lint: setup
 	$(BIN)/ruff check resnet_bench exporters tests benchmarks

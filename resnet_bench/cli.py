@@ -170,6 +170,72 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _emit_verdicts(rows: list[dict], fmt: str, title: str, columns: list[str]) -> None:
+    if fmt == "markdown":
+        import pandas as pd
+
+        frame = pd.DataFrame(rows, columns=columns)
+        counts = frame.verdict.value_counts().to_dict() if len(frame) else {}
+        print(f"### {title}\n\n" + ", ".join(f"{v}: {n}" for v, n in counts.items()) + "\n")
+        print(frame.to_markdown(index=False, floatfmt=".4g"))
+    else:
+        emit(rows, fmt, title=title, columns=columns)
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from resnet_bench.compare import compare_runs, parse_threshold
+
+    threshold = parse_threshold(args.threshold)
+    if args.baseline:
+        if len(args.runs) != 1:
+            raise ValueError("--baseline takes one run directory (HEAD)")
+        import json
+        head = Path(args.runs[0])
+        fingerprint = json.loads((head / "fingerprint.json").read_text())["fingerprint_id"]
+        base = Path(args.baselines) / fingerprint
+        if not (base / "results.csv").is_file():
+            print(f"warning: no stored baseline for fingerprint {fingerprint} under {args.baselines}")
+            return 0
+    elif len(args.runs) == 2:
+        base, head = map(Path, args.runs)
+    else:
+        raise ValueError("compare takes BASE and HEAD run directories (or HEAD with --baseline)")
+    rows = compare_runs(base, head, threshold)
+    columns = ["cell_id", "verdict", "ratio", "p_value", "n", "base_ms", "head_ms", "parity_worse", "reason"]
+    _emit_verdicts(rows, args.format, f"{head} against {base} (threshold {threshold:.0%})", columns)
+    failed = any(r["verdict"] == "regressed" or r["parity_worse"] for r in rows)
+    if args.baseline:  # a trend check between jobs: warn, never fail (see MEASURING.md)
+        if failed:
+            print("warning: regressions against the stored baseline (between jobs: a hint, not a verdict)")
+        return 0
+    return 1 if failed else 0
+
+
+def cmd_gate(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from resnet_bench import gate
+    from resnet_bench.compare import parse_threshold
+
+    repo = Path(__file__).resolve().parent.parent
+    config = gate.GateConfig(pairs=args.pairs, threshold=parse_threshold(args.threshold),
+                             artifacts=Path(args.artifacts).resolve())
+    if args.cells:
+        config.cells = [c for c in gate.DEFAULT_CELLS if f"{c['depth']}/{c['backend']}/{c['batch_size']}" in args.cells]
+        if not config.cells:
+            raise ValueError("--cells matched none of depth/backend/batch, e.g. 18/onnxruntime/1")
+    ref = args.ref or gate.merge_base(repo)
+    with gate.worktree(ref, repo) as base_tree:
+        rows = gate.run_gate(base_tree, repo, config, progress=lambda name: print(f"gate: {name}", file=sys.stderr))
+    columns = ["depth", "backend", "batch_size", "verdict", "ratio", "p_value", "n", "k", "base_ms", "head_ms",
+               "reason"]
+    _emit_verdicts(rows, args.format, f"gate: working tree against {ref[:12]} (threshold {config.threshold:.0%})",
+                   columns)
+    return 1 if any(r["verdict"] == "regressed" for r in rows) else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="resnet-bench", description="Export, check and benchmark ResNet-18..152.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -247,6 +313,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--devices", type=str_list, default=None)
     p.add_argument("--depths", type=int_list, default=None)
     p.set_defaults(func=cmd_report)
+
+    verdict_formats = (*FORMATS, "markdown")
+    p = sub.add_parser("compare", help="BASE and HEAD runs: regressed / improved / unchanged / inconclusive")
+    p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="BASE HEAD (or HEAD with --baseline)")
+    p.add_argument("--threshold", default="10%")
+    p.add_argument("--baseline", action="store_true", help="against results/baselines/<fingerprint>: warn only")
+    p.add_argument("--baselines", default="results/baselines")
+    p.add_argument("--format", choices=verdict_formats, default="table")
+    p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("gate", help="PR gate: base ref and working tree interleaved in one job")
+    p.add_argument("--ref", default=None, help="base git ref (default: merge-base with main)")
+    p.add_argument("--pairs", type=int, default=21)
+    p.add_argument("--threshold", default="10%")
+    p.add_argument("--cells", type=str_list, default=None, help="depth/backend/batch,... (default: all gated)")
+    p.add_argument("--artifacts", default="artifacts")
+    p.add_argument("--format", choices=verdict_formats, default="table")
+    p.set_defaults(func=cmd_gate)
     return parser
 
 

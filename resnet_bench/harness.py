@@ -206,7 +206,9 @@ class Sweep:
         prepared = backend.prepare(images)
         if cell["mode"] == "latency":
             timing = measure(lambda: backend.run(prepared), rule, backend.sync)
-            images_per_s = cell["batch_size"] * 1e3 / timing.stats()["latency_ms_p50"]
+            # Delivered rate: one request at a time, so images / total time = batch / mean latency
+            # (the same closed-loop rule as throughput mode; benchmark_app reports it this way).
+            images_per_s = cell["batch_size"] * 1e3 / timing.stats()["latency_ms_mean"]
         else:
             timing = measure_concurrent([backend.worker(prepared) for _ in range(backend.in_flight())], rule)
             images_per_s = cell["batch_size"] * timing.requests_per_s
