@@ -66,3 +66,25 @@ def test_threshold(text, value):
     assert parse_threshold(text) == pytest.approx(value)
     with pytest.raises(ValueError):
         parse_threshold("ten")
+
+
+def test_a_regression_at_the_threshold_is_caught():
+    # A true 10% slowdown measures just under or over 1.10; the interval reaches past it.
+    verdicts = []
+    for seed in range(50):
+        base = blocks(21, seed=seed)
+        jitter = np.exp(np.random.default_rng(seed + 1000).normal(0, 0.01, 21))
+        verdicts.append(decide_pairs(base, list(np.array(base) * 1.10 * jitter)).verdict)
+    assert verdicts.count("regressed") >= 45
+
+
+def test_a_small_significant_change_is_unchanged():
+    decision = decide_pairs(blocks(21, noise=0.005), blocks(21, 1.03, noise=0.005, seed=1))
+    assert decision.verdict == "unchanged" and "CI" in decision.reason
+
+
+def test_median_interval():
+    from resnet_bench.compare import median_interval
+    r = np.arange(21, dtype=float)
+    low, high = median_interval(r)
+    assert (low, high) == (5.0, 15.0)  # 6th and 16th order statistics for n = 21
