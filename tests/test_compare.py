@@ -88,3 +88,58 @@ def test_median_interval():
     r = np.arange(21, dtype=float)
     low, high = median_interval(r)
     assert (low, high) == (5.0, 15.0)  # 6th and 16th order statistics for n = 21
+
+
+def _hand_made_run(path, fingerprint_id, cells):
+    """A run directory written the way the harness writes one, from hand-made samples."""
+    import json
+
+    from resnet_bench.results import RunWriter, cell_id
+    writer = RunWriter(path)
+    (path / "fingerprint.json").write_text(json.dumps({"fingerprint_id": fingerprint_id}))
+    for backend, samples, parity in cells:
+        cell = dict(depth=18, variant="v1.5", backend=backend, precision="fp32", device="cpu", mode="latency",
+                    batch_size=1, input_size=224)
+        writer.add({**cell, "cell_id": cell_id(cell), "status": "ok", "parity_status": parity,
+                    "latency_ms_p50": float(np.median(samples))}, list(samples))
+    return path
+
+
+def test_compare_two_hand_made_runs(tmp_path, capsys):
+    from resnet_bench.cli import main
+    rng = np.random.default_rng(7)
+    same = rng.normal(20, 0.3, 40)
+    base = _hand_made_run(tmp_path / "base", "abc", [("torch", same, "pass"), ("onnxruntime", rng.normal(10, 0.2, 40),
+                                                                              "pass"), ("openvino", same, "pass")])
+    head = _hand_made_run(tmp_path / "head", "abc", [("torch", rng.normal(20, 0.3, 40), "pass"),
+                                                     ("onnxruntime", rng.normal(13, 0.2, 40), "pass"),
+                                                     ("openvino", same, "fail")])
+    assert main(["compare", str(base), str(head), "--format", "json"]) == 1
+    import json
+    rows = {r["cell_id"].split("-")[2]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows["torch"]["verdict"] == "unchanged"
+    assert rows["onnxruntime"]["verdict"] == "regressed" and rows["onnxruntime"]["ratio"] == pytest.approx(1.3, 0.03)
+    assert rows["openvino"]["parity_worse"] is True
+    assert main(["compare", str(base), str(base), "--format", "markdown"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("### ") and "unchanged: 3" in out and "| cell_id" in out
+
+
+def test_compare_refuses_other_fingerprints(tmp_path, capsys):
+    from resnet_bench.cli import main
+    base = _hand_made_run(tmp_path / "base", "abc", [("torch", np.full(20, 10.0), "pass")])
+    other = _hand_made_run(tmp_path / "other", "xyz", [("torch", np.full(20, 10.0), "pass")])
+    assert main(["compare", str(base), str(other)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "different machines" in err
+
+
+def test_compare_baseline_warns_only(tmp_path, capsys):
+    from resnet_bench.cli import main
+    rng = np.random.default_rng(8)
+    head = _hand_made_run(tmp_path / "head", "abc", [("torch", rng.normal(30, 0.3, 40), "pass")])
+    _hand_made_run(tmp_path / "baselines" / "abc", "abc", [("torch", rng.normal(20, 0.3, 40), "pass")])
+    assert main(["compare", str(head), "--baseline", "--baselines", str(tmp_path / "baselines")]) == 0
+    assert "warning: regressions against the stored baseline" in capsys.readouterr().out
+    assert main(["compare", str(head), "--baseline", "--baselines", str(tmp_path / "none")]) == 0
+    assert "no stored baseline" in capsys.readouterr().out
