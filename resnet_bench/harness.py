@@ -22,7 +22,7 @@ from resnet_bench.backends import BackendOptions, BackendUnavailable, backend_cl
 from resnet_bench.model import synthetic_images
 from resnet_bench.parity import check_cell, parity_images, reference_logits
 from resnet_bench.peak import peaks
-from resnet_bench.results import KEY, RunWriter, cell_id, write_atomic
+from resnet_bench.results import RunWriter, cell_id, write_atomic
 from resnet_bench.runner import open_backend
 from resnet_bench.spec import ModelSpec
 from resnet_bench.timing import StopRule, measure, measure_concurrent
@@ -254,4 +254,4 @@ def resume(run_dir: Path) -> SweepConfig:
     return config
 
 
-__all__ = ["KEY", "PROFILES", "Sweep", "SweepConfig", "new_run_dir", "resume", "start"]
+__all__ = ["PROFILES", "Sweep", "SweepConfig", "new_run_dir", "resume", "start"]
