@@ -40,5 +40,5 @@ def test_latency(benchmark, artifacts_dir, depth, backend_name, batch):
         benchmark.group = f"resnet{depth} batch {batch}"
         benchmark.extra_info.update(depth=depth, batch_size=batch, backend=backend_name,
                                     input_size=INPUT_SIZE, **backend.describe())
-        benchmark.pedantic(target, rounds=20, warmup_rounds=10, iterations=1)
+        benchmark.pedantic(target, rounds=30, warmup_rounds=20, iterations=1)
     assert benchmark.stats.stats.median > 0
