@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import platform
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -199,8 +198,3 @@ def export(spec: ModelSpec, options: ExportOptions) -> list[Artifact]:
     exporter = Exporter(spec, options)
     return [EXPORTERS[target](exporter, precision)
             for target in options.targets for precision in options.precisions]
-
-
-def tool_versions() -> dict:
-    return {"python": platform.python_version(), "torch": torch.__version__, "onnx": onnx.__version__,
-            "openvino": openvino_export.openvino_version()}

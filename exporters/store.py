@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from resnet_bench.model import file_sha256
+from resnet_bench.results import write_atomic
 
 MANIFEST = "manifest.json"
 
@@ -92,7 +93,7 @@ class ArtifactStore:
                         "files": files, "bytes": {f: (scratch / f).stat().st_size for f in files},
                         "export_s": export_s, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                         "key_fields": key_fields, **extra}
-            _write_atomic(scratch / MANIFEST, json.dumps(manifest, indent=2, default=str))
+            write_atomic(scratch / MANIFEST, json.dumps(manifest, indent=2, default=str))
             if final.exists():  # a stale or corrupt artifact under the same key
                 shutil.rmtree(final)
             os.replace(scratch, final)
@@ -102,12 +103,3 @@ class ArtifactStore:
         main_path = final / main
         return Artifact(target, precision, main_path, files[main], sum(manifest["bytes"].values()),
                         export_s, False, key, manifest)
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)

@@ -20,10 +20,10 @@ from resnet_bench import fingerprint as fp
 from resnet_bench.architecture import DEPTHS, PAPER_GMACS, check_depth, count_macs
 from resnet_bench.backends import BackendOptions, BackendUnavailable, backend_class
 from resnet_bench.model import synthetic_images
-from resnet_bench.parity import check_cell, parity_images, reference_logits
+from resnet_bench.parity import check_runner, parity_images, reference_logits
 from resnet_bench.peak import peaks
 from resnet_bench.results import RunWriter, cell_id, write_atomic
-from resnet_bench.runner import open_backend
+from resnet_bench.runner import Opened, open_backend
 from resnet_bench.spec import ModelSpec
 from resnet_bench.timing import StopRule, measure, measure_concurrent
 
@@ -153,21 +153,33 @@ class Sweep:
 
     def _group(self, exporter: Exporter, cells: list[dict], images: np.ndarray, reference: np.ndarray,
                bench_images: np.ndarray) -> None:
+        """Parity on the latency-mode backend, then the same instance times the latency cells;
+        throughput cells need a backend loaded for several requests in flight."""
         cfg, first = self.config, cells[0]
         options = BackendOptions(cfg.device, first["precision"], cfg.threads)
-        verdict = check_cell(exporter, first["backend"], options, images, reference)
-        if verdict.status in ("unavailable", "error"):
-            status = verdict.status
+        try:
+            opened = open_backend(first["backend"], options, exporter)
+        except Exception as exc:  # unavailable, or failed to load: every cell says so
+            status = "unavailable" if isinstance(exc, BackendUnavailable) else "error"
+            reason = str(exc) if status == "unavailable" else _first_line(exc)
             for cell in cells:
-                self._emit(self._row(cell, status=status, error=verdict.reason, valid=False,
-                                     parity_status=verdict.status))
+                self._emit(self._row(cell, status=status, error=reason, valid=False, parity_status=status))
             return
-        parity = dict(parity_status=verdict.status, rel_l2_err=verdict.rel_l2_err,
-                      top1_agreement=verdict.top1_agreement)
-        for mode in cfg.modes:
-            mode_cells = [c for c in cells if c["mode"] == mode]
-            if mode_cells:
-                self._mode(exporter, mode_cells, replace(options, mode=mode), parity, bench_images)
+        with opened.backend as runner:
+            verdict = check_runner(runner, first["backend"], images, reference)
+            if verdict.status == "error":
+                for cell in cells:
+                    self._emit(self._row(cell, status="error", error=verdict.reason, valid=False,
+                                         parity_status="error"))
+                return
+            parity = dict(parity_status=verdict.status, rel_l2_err=verdict.rel_l2_err,
+                          top1_agreement=verdict.top1_agreement)
+            for mode in cfg.modes:
+                mode_cells = [c for c in cells if c["mode"] == mode]
+                if mode_cells and mode == "latency":
+                    self._cells(opened, mode_cells, parity, bench_images)
+                elif mode_cells:
+                    self._mode(exporter, mode_cells, replace(options, mode=mode), parity, bench_images)
 
     def _mode(self, exporter: Exporter, cells: list[dict], options: BackendOptions, parity: dict,
               bench_images: np.ndarray) -> None:
@@ -182,24 +194,28 @@ class Sweep:
                 self._emit(self._row(cell, status="oom" if _is_oom(exc) else "error", error=_first_line(exc),
                                      valid=False, **parity))
             return
+        with opened.backend:
+            self._cells(opened, cells, parity, bench_images)
+
+    def _cells(self, opened: Opened, cells: list[dict], parity: dict, bench_images: np.ndarray) -> None:
+        """Time each batch size, smallest first; out of memory skips the larger ones."""
         oom_at = None
-        with opened.backend as backend:
-            for cell in cells:
-                batch = cell["batch_size"]
-                if oom_at is not None:
-                    self._emit(self._row(cell, status="oom", valid=False, **parity,
-                                         error=f"not run: out of memory at batch {oom_at}"))
-                    continue
-                try:
-                    row, samples = self._measure(backend, cell, bench_images[:batch], parity)
-                except Exception as exc:
-                    if _is_oom(exc):
-                        oom_at = batch
-                    self._emit(self._row(cell, status="oom" if _is_oom(exc) else "error",
-                                         error=_first_line(exc), valid=False, **parity))
-                    continue
-                row.update(export_s=opened.export_s, export_cached=opened.export_cached, load_s=opened.load_s)
-                self._emit(row, samples)
+        for cell in cells:
+            batch = cell["batch_size"]
+            if oom_at is not None:
+                self._emit(self._row(cell, status="oom", valid=False, **parity,
+                                     error=f"not run: out of memory at batch {oom_at}"))
+                continue
+            try:
+                row, samples = self._measure(opened.backend, cell, bench_images[:batch], parity)
+            except Exception as exc:
+                if _is_oom(exc):
+                    oom_at = batch
+                self._emit(self._row(cell, status="oom" if _is_oom(exc) else "error",
+                                     error=_first_line(exc), valid=False, **parity))
+                continue
+            row.update(export_s=opened.export_s, export_cached=opened.export_cached, load_s=opened.load_s)
+            self._emit(row, samples)
 
     def _measure(self, backend, cell: dict, images: np.ndarray, parity: dict) -> tuple[dict, list[float]]:
         rule = self.config.rule

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from exporters.pipeline import Exporter
-from resnet_bench.backends import BackendOptions, BackendUnavailable
+from resnet_bench.backends import Backend, BackendOptions, BackendUnavailable
 from resnet_bench.model import IMAGENET_MEAN, IMAGENET_STD, synthetic_images
 from resnet_bench.runner import open_backend
 from resnet_bench.tolerances import TOLERANCES, rel_l2, top1_agreement
@@ -123,11 +123,18 @@ def check_cell(exporter: Exporter, backend: str, options: BackendOptions, images
     except Exception as exc:  # a failing cell is a row, the matrix goes on
         return Verdict(**cell, status="error", reason=f"{type(exc).__name__}: {exc}".splitlines()[0])
     with opened.backend as runner:
-        try:
-            output = _in_chunks(runner.infer, images)
-        except Exception as exc:
-            return Verdict(**cell, status="error", reason=f"{type(exc).__name__}: {exc}".splitlines()[0])
-        info = runner.describe()
+        return check_runner(runner, backend, images, reference)
+
+
+def check_runner(runner: Backend, backend: str, images: np.ndarray, reference: np.ndarray) -> Verdict:
+    """The verdict for a backend already loaded (the harness times the same instance next)."""
+    options = runner.options
+    cell = dict(backend=backend, precision=options.precision, device=options.device)
+    try:
+        output = _in_chunks(runner.infer, images)
+    except Exception as exc:
+        return Verdict(**cell, status="error", reason=f"{type(exc).__name__}: {exc}".splitlines()[0])
+    info = runner.describe()
     metrics = compare(output, reference)
     reason = judge(metrics, options.precision)
     return Verdict(**cell, status="fail" if reason else "pass", reason=reason, **metrics,
