@@ -176,6 +176,7 @@ class Round:
     def __init__(self, trees: dict[str, Path], order: tuple[str, str], config: GateConfig,
                  hung: dict[str, str]) -> None:
         self.trees, self.order, self.config, self.hung = trees, order, config, hung
+        self.cell = ""  # the cell being measured, for the messages
         self.workers = {side: Worker(trees[side], side, config.artifacts) for side in order}
 
     def ask(self, side: str, timeout_s: float, **command) -> dict:
