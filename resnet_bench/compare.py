@@ -124,7 +124,7 @@ def decide_rounds(base: list[list[float]], head: list[list[float]], threshold: f
         return Decision("unchanged", ratio, p, n, f"{found}: within ±{threshold:.0%}", low, high)
     rounds = rounds_to_settle(spread, gap if abs(mean) > upper else upper - abs(mean), confidence)
     settle = (f"rerun with --rounds {rounds}" if rounds else
-              f"this close to the threshold more than {MAX_ROUNDS_ADVICE} rounds would be needed")
+              f"at this spread between processes more than {MAX_ROUNDS_ADVICE} rounds would be needed")
     return Decision("inconclusive", ratio, p, n, f"{found}: may be past ±{threshold:.0%}; {settle}", low, high)
 
 
