@@ -19,6 +19,7 @@ backend's cells measures the catch rates at a third of the cost.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -133,6 +134,7 @@ def main() -> None:
     config = gate.GateConfig(cells=gate.select_cells([c for c in args.cells.split(",") if c], args.input_size),
                              plan=gate.GatePlan(rounds=args.rounds, blocks=args.blocks),
                              artifacts=Path(args.artifacts).resolve())
+    load_before = os.getloadavg()[0]  # another job on the machine makes the run no measurement
     root = Path(tempfile.mkdtemp(prefix="gate-proof-"))
     runs: dict[str, list] = {"A/A": [], **{f"+{s:g}%": [] for s in slowdowns}}
     lines = []
@@ -161,7 +163,8 @@ def main() -> None:
     plan = config.plan
     text = (f"# Gate proof: A/A and injected slowdowns\n\n`python benchmarks/gate_proof.py "
             f"{' '.join(sys.argv[1:])}`: {len(config.cells)} cells, {plan.rounds} rounds x {plan.blocks} "
-            f"blocks per process, threshold {config.threshold:.0%}, {time.strftime('%Y-%m-%d')}.\n\n"
+            f"blocks per process, threshold {config.threshold:.0%}, {time.strftime('%Y-%m-%d')}; load average "
+            f"{load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end ({os.cpu_count()} CPUs).\n\n"
             + "\n".join(table) + "\n\n```\n" + "\n".join(lines) + "\n```\n")
     Path(args.out).write_text(text)
     print("\n" + "\n".join(table))

@@ -182,11 +182,12 @@ class Round:
     def ask(self, side: str, timeout_s: float, **command) -> dict:
         try:
             return self.workers[side].ask(timeout_s, **command)
-        except WorkerError as exc:
-            if isinstance(exc, WorkerTimeout):
-                self.hung[side] = f"not measured: the {side} worker hung earlier ({self.cell})"
+        except WorkerTimeout as exc:  # killed; no new worker for this side
+            self.hung[side] = f"not measured: the {side} worker hung earlier ({self.cell})"
+            return {"ok": False, "status": "error", "error": str(exc)}
+        except WorkerError as exc:  # died: a new worker for the next cells
             self.workers[side].close()
-            self.workers[side] = Worker(self.trees[side], side, self.config.artifacts)  # for the next cells
+            self.workers[side] = Worker(self.trees[side], side, self.config.artifacts)
             return {"ok": False, "status": "error", "error": str(exc)}
 
     def measure(self, record: CellRecord) -> None:

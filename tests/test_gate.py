@@ -74,6 +74,20 @@ time.sleep(3600)
     assert rows[1]["verdict"] == "error" and "hung earlier" in rows[1]["reason"]
 
 
+def test_head_worker_that_dies_fails_each_cell_with_its_stderr(tmp_path, store_dir, small_artifacts):
+    head = copy_tree(REPO, tmp_path / "head")
+    inject(head, "onnxruntime", "load", """
+import os, sys
+print("injected: dying", file=sys.stderr, flush=True)
+os._exit(7)
+""", "dies")
+    cells = (CELL, {**CELL, "batch_size": 8})  # the second cell gets a new worker, which dies too
+    rows = gate.run_gate(REPO, head, gate.GateConfig(cells=cells, plan=QUICK, artifacts=store_dir))
+    for row in rows:
+        assert row["verdict"] == "error" and "head worker exited with code 7" in row["reason"]
+        assert "injected: dying" in row["reason"]
+
+
 def _onnx_key(tree: Path, store: Path, target: str) -> str:
     """The key of the small model's artifact as ``tree``'s code exports it (in its own process)."""
     code = (f"from exporters.pipeline import Exporter, ExportOptions; from resnet_bench.spec import ModelSpec; "
