@@ -7,9 +7,11 @@ import torch
 
 from exporters.pipeline import Exporter, ExportOptions
 from resnet_bench.backends import BACKENDS, BackendOptions, BackendUnavailable, _register, backend_class
+from resnet_bench.backends.base import split_threads
 from resnet_bench.cpus import available_cpus
 from resnet_bench.model import synthetic_images
 from resnet_bench.runner import open_backend
+from resnet_bench.timing import StopRule, measure_concurrent
 from resnet_bench.tolerances import rel_l2
 from tests.conftest import SMALL
 
@@ -121,3 +123,77 @@ def test_torch_cuda(precision, max_err, exporter, images_and_reference):
         with opened.backend as backend:
             out = backend.infer(images)
         assert rel_l2(out, reference) < max_err
+
+
+# -- threads: --threads N is N threads in total, in every mode ---------------------------------
+@pytest.mark.parametrize("total, cpus, streams, split", [
+    (1, 2, None, (1, 1)), (2, 2, None, (2, 1)), (4, 2, None, (2, 2)), (3, 2, None, (1, 3)),
+    (6, 4, None, (3, 2)), (8, 64, None, (8, 1)), (4, 2, 4, (4, 1)), (6, 2, 3, (3, 2))])
+def test_throughput_splits_the_threads_over_its_requests(total, cpus, streams, split):
+    assert split_threads(total, cpus, streams) == split
+
+
+@pytest.mark.parametrize("threads, streams", [(1, 2), (2, 4), (3, 2)])
+def test_streams_that_cannot_share_the_threads_are_refused(threads, streams):
+    with pytest.raises(ValueError, match=rf"streams \({streams}\) must divide threads \({threads}\)"):
+        BackendOptions("cpu", threads=threads, mode="throughput", streams=streams)
+
+
+SHORT = StopRule(warmup_iters=2, warmup_s=0, min_iters=4, min_s=0, max_s=5)
+
+
+def _run_throughput(backend, images):
+    prepared = backend.prepare(images)
+    measure_concurrent([backend.worker(prepared) for _ in range(backend.in_flight())], SHORT)
+    return backend.describe()
+
+
+@pytest.mark.parametrize("name", CPU_BACKENDS)
+def test_one_thread_in_throughput_mode_is_one_thread(name, exporter, images_and_reference):
+    options = BackendOptions("cpu", "fp32", threads=1, mode="throughput")
+    with open_backend(name, options, exporter).backend as backend:
+        assert backend.in_flight() * backend.threads_per_request() == 1
+        info = _run_throughput(backend, images_and_reference[0][:1])
+    assert (info["threads"], info["in_flight"], info["threads_per_request"]) == (1, 1, 1)
+
+
+@pytest.mark.parametrize("name", CPU_BACKENDS)
+def test_throughput_threads_are_the_total_by_default(name, exporter, images_and_reference):
+    cpus = available_cpus()
+    with open_backend(name, BackendOptions("cpu", "fp32", mode="throughput"), exporter).backend as backend:
+        info = _run_throughput(backend, images_and_reference[0][:1])
+    assert info["threads"] == cpus and info["in_flight"] * info["threads_per_request"] == cpus
+
+
+def test_onnxruntime_sessions_have_the_threads_of_a_request(exporter, images_and_reference):
+    options = BackendOptions("cpu", "fp32", threads=4, mode="throughput", streams=2)
+    with open_backend("onnxruntime", options, exporter).backend as backend:
+        assert (backend.in_flight(), backend.threads_per_request()) == (2, 2)
+        prepared = backend.prepare(images_and_reference[0][:1])
+        workers = [backend.worker(prepared) for _ in range(2)]
+        # A session's intra-op pool is shared by its concurrent runs: one session per request.
+        assert len({id(s) for s in backend.sessions}) == 2
+        assert [s.get_session_options().intra_op_num_threads for s in backend.sessions] == [2, 2]
+        measure_concurrent(workers, SHORT)
+        assert backend.describe()["threads"] == 4
+
+
+def test_torch_worker_threads_use_their_share(exporter, images_and_reference):
+    """torch's intra-op pool is sized per calling thread: each worker thread must set its own."""
+    options = BackendOptions("cpu", "fp32", threads=4, mode="throughput", streams=2)
+    before = torch.get_num_threads()
+    try:
+        with open_backend("torch", options, exporter).backend as backend:
+            info = _run_throughput(backend, images_and_reference[0][:1])
+            assert backend.worker_threads == [2, 2]  # torch.get_num_threads() inside each worker thread
+        assert (info["threads"], info["in_flight"], info["threads_per_request"]) == (4, 2, 2)
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_openvino_takes_the_threads_in_total(exporter):
+    options = BackendOptions("cpu", "fp32", threads=2, mode="throughput")
+    with open_backend("openvino", options, exporter).backend as backend:
+        info = backend.describe()
+    assert info["threads"] == min(2, available_cpus())  # INFERENCE_NUM_THREADS, read back
+    assert info["in_flight"] * info["threads_per_request"] <= info["threads"]
