@@ -108,7 +108,9 @@ def test_torch_compile_compiles_outside_the_timed_call(exporter, images_and_refe
         prepared = backend.prepare(images)
         assert 3 in backend.compile_s  # the first call per shape happened in prepare()
         out = backend.fetch(backend.run(prepared))
+        info = backend.describe()
     assert rel_l2(out, reference) < 1e-5
+    assert (info["compile_graphs"], info["graph_breaks"], info["recompiles"]) == (1, 0, 0)
 
 
 @pytest.mark.gpu
@@ -197,3 +199,87 @@ def test_openvino_takes_the_threads_in_total(exporter):
         info = backend.describe()
     assert info["threads"] == min(2, available_cpus())  # INFERENCE_NUM_THREADS, read back
     assert info["in_flight"] * info["threads_per_request"] <= info["threads"]
+
+
+# -- torch-compile times what its label says ----------------------------------------------------
+@pytest.fixture
+def dynamo_capture_only(monkeypatch):
+    """Dynamo's own graph capture, guards and recompile limit, with its "eager" compiler instead
+    of inductor's code generation (tens of seconds per graph on 2 cores); dynamo config restored."""
+    from resnet_bench.backends.torch_backend import TorchCompileBackend
+    config = torch._dynamo.config
+    names = [n for n in ("recompile_limit", "accumulated_recompile_limit", "fail_on_recompile_limit_hit")
+             if hasattr(config, n)]
+    saved = {name: getattr(config, name) for name in names}  # (monkeypatch trips on its aliases)
+    monkeypatch.setattr(TorchCompileBackend, "compiler", "eager")
+    yield TorchCompileBackend
+    for name, value in saved.items():
+        setattr(config, name, value)
+
+
+class Tiny(torch.nn.Module):
+    """A conv net dynamo traces in a fraction of a second; ``broken`` puts a graph break inside."""
+
+    def __init__(self, broken: bool = False):
+        super().__init__()
+        self.conv, self.broken = torch.nn.Conv2d(3, 4, 3), broken
+
+    def forward(self, x):
+        x = self.conv(x)
+        if self.broken:
+            torch._dynamo.graph_break()
+        return x.relu()
+
+
+@pytest.mark.slow  # dynamo traces ResNet-18 nine times: about 45 s on 2 busy cores
+def test_torch_compile_compiles_more_batch_sizes_than_the_default_limit(dynamo_capture_only, resnet18_model):
+    from torch._dynamo.utils import counters
+    images = synthetic_images(9, 32, seed=3).numpy()
+    with dynamo_capture_only(BackendOptions("cpu")) as backend:
+        backend.load(resnet18_model)
+        graphs_before = counters["stats"]["unique_graphs"]
+        for batch in range(1, 10):  # more batch sizes than dynamo's default limit (8) per code object
+            backend.prepare(images[:batch])
+        assert counters["stats"]["unique_graphs"] - graphs_before == 9  # none ran eager
+        info = backend.describe()
+    assert (info["compile_graphs"], info["graph_breaks"], info["recompiles"]) == (9, 0, 0)
+
+
+@pytest.mark.parametrize("dynamo_raises", [True, False])
+def test_torch_compile_fallback_to_eager_is_an_error(dynamo_raises, dynamo_capture_only, monkeypatch):
+    from resnet_bench.backends import torch_backend
+    monkeypatch.setattr(dynamo_capture_only, "recompile_limit", 2)
+    if not dynamo_raises:  # as on a torch without fail_on_recompile_limit_hit: our own check
+        set_limit = torch_backend._set_recompile_limit
+        monkeypatch.setattr(torch_backend, "_set_recompile_limit", lambda limit: (
+            set_limit(limit), setattr(torch._dynamo.config, "fail_on_recompile_limit_hit", False)))
+    images = synthetic_images(3, 16, seed=3).numpy()
+    with dynamo_capture_only(BackendOptions("cpu")) as backend:
+        backend.load(Tiny())
+        backend.prepare(images[:1])
+        backend.prepare(images[:2])
+        with pytest.raises(Exception, match="recompile"):
+            backend.prepare(images[:3])
+
+
+def test_torch_compile_reports_graph_breaks_and_recompiles(dynamo_capture_only):
+    images = synthetic_images(2, 16, seed=3).numpy()
+    with dynamo_capture_only(BackendOptions("cpu")) as backend:
+        backend.load(Tiny(broken=True))
+        backend.prepare(images[:1])
+        compiled = backend.describe()
+        backend.run(torch.from_numpy(images))  # a batch prepare() never saw compiles inside the timed call
+        timed = backend.describe()
+    assert (compiled["compile_graphs"], compiled["graph_breaks"], compiled["recompiles"]) == (2, 1, 0)
+    assert timed["recompiles"] == 2  # one graph each side of the break
+
+
+def test_torch_compile_recompiles_in_prepare_after_another_model_reset_dynamo(dynamo_capture_only):
+    images = synthetic_images(1, 16, seed=3).numpy()
+    with dynamo_capture_only(BackendOptions("cpu")) as first:
+        first.load(Tiny())
+        first.prepare(images)
+        with dynamo_capture_only(BackendOptions("cpu", mode="throughput")) as second:
+            second.load(Tiny())  # resets dynamo: first's graph is gone
+        first.prepare(images)  # ... so it compiles again here, not in the timed call
+        assert first.describe()["compile_graphs"] == 2 and first.describe()["recompiles"] == 0
