@@ -151,25 +151,75 @@ def parse_threshold(text: str) -> float:
     return value
 
 
+# Config fields that only choose which cells a run has (cells are matched by id, which holds
+# them) or where files go; every other field may move a figure and must match.
+CELL_CHOICE = frozenset({"device", "depths", "batches", "backends", "precisions", "modes", "parity_images",
+                         "artifacts"})
+
+
+def _read_json(path) -> dict | None:
+    import json
+
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _flat(config: dict, prefix: str = "") -> dict:
+    """{"rule": {"min_s": 1}} -> {"rule.min_s": 1}"""
+    flat = {}
+    for key, value in config.items():
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def config_differences(base: dict, head: dict, base_cpus: int | None = None,
+                       head_cpus: int | None = None) -> list[str]:
+    """``key base vs head`` for every field that may move a figure and differs. A field one run
+    does not record (an older run) is unknown, not a difference. threads None means the CPUs
+    the run had."""
+    base, head = _flat(base), _flat(head)
+    for flat, cpus in ((base, base_cpus), (head, head_cpus)):
+        if flat.get("threads") is None and cpus is not None and "threads" in flat:
+            flat["threads"] = cpus
+    differences = []
+    for key in sorted(base.keys() & head.keys()):
+        if key.split(".")[0] not in CELL_CHOICE and base[key] != head[key]:
+            differences.append(f"{key} {base[key]!r} vs {head[key]!r}")
+    return differences
+
+
 def compare_runs(base_dir, head_dir, threshold: float = 0.10) -> list[dict]:
     """Per cell present in both runs: verdict on the raw samples, and whether parity got worse.
 
-    Refuses (ValueError) runs whose hard fingerprints differ: their numbers are not comparable.
+    Refuses (ValueError) runs whose hard fingerprints differ, or whose configurations differ in
+    anything that moves a figure (threads, weights, input size, stop rule...): their numbers are
+    not comparable.
     """
-    import json
     from pathlib import Path
 
     from resnet_bench.results import load, load_samples
 
     prints = []
     for run in (base_dir, head_dir):
-        try:
-            prints.append(json.loads((Path(run) / "fingerprint.json").read_text())["fingerprint_id"])
-        except (OSError, ValueError, KeyError):
-            raise ValueError(f"{run} is not a run directory (no fingerprint.json)") from None
-    if prints[0] != prints[1]:
-        raise ValueError(f"the runs were measured on different machines or software (fingerprints {prints[0]} "
-                         f"and {prints[1]}): their timings cannot be compared")
+        fingerprint = _read_json(Path(run) / "fingerprint.json")
+        if not isinstance(fingerprint, dict) or "fingerprint_id" not in fingerprint:
+            raise ValueError(f"{run} is not a run directory (no fingerprint.json)")
+        prints.append(fingerprint)
+    if prints[0]["fingerprint_id"] != prints[1]["fingerprint_id"]:
+        raise ValueError(f"the runs were measured on different machines or software (fingerprints "
+                         f"{prints[0]['fingerprint_id']} and {prints[1]['fingerprint_id']}): their timings "
+                         "cannot be compared")
+    configs = [_read_json(Path(run) / "config.json") for run in (base_dir, head_dir)]
+    if all(isinstance(config, dict) for config in configs):  # a run without one: unknown
+        differences = config_differences(*configs, *(p.get("cpus_available") for p in prints))
+        if differences:
+            raise ValueError(f"the runs were measured with different configurations ({'; '.join(differences)}): "
+                             "their timings cannot be compared")
     base, head = load(base_dir).set_index("cell_id"), load(head_dir).set_index("cell_id")
     rows = []
     for cell in base.index.intersection(head.index):

@@ -35,6 +35,9 @@ PROFILES = {
     "full": dict(depths=DEPTHS, batches=(1, 8, 32)),
 }
 FULL_CUDA_BATCHES = (1, 8, 32, 128)
+# What the backend reports it ran with (describe()), copied into the row as is.
+RUNTIME_REPORTED = ("threads", "in_flight", "threads_per_request", "streams", "compile_graphs", "graph_breaks",
+                    "recompiles")
 
 
 @dataclass(frozen=True)
@@ -236,8 +239,9 @@ class Sweep:
         gflops = 2 * count_macs(cell["depth"], cell["variant"], cell["input_size"]) / 1e9 * images_per_s
         peak = self.peaks.get(cell["precision"])
         row = self._row(cell, **stats, **parity, images_per_s=images_per_s, achieved_gflops=gflops,
-                        roofline_fraction=gflops / peak if peak else None, threads=info.get("threads"),
-                        streams=info.get("streams"), compute_precision=info.get("compute_precision"),
+                        roofline_fraction=gflops / peak if peak else None,
+                        **{key: info.get(key) for key in RUNTIME_REPORTED},
+                        compute_precision=info.get("compute_precision"),
                         provider=info.get("provider"), valid=not reasons, invalid_reasons="; ".join(reasons),
                         status="ok" if parity["parity_status"] == "pass" else "parity_failed", error="")
         return row, [round(float(s), 6) for s in timing.samples_ms]

@@ -18,7 +18,8 @@ COLUMNS = [
     "input_size", "iterations", "latency_ms_p50", "latency_ms_p90", "latency_ms_p99",
     "latency_ms_mean", "latency_ms_std", "latency_ms_min", "latency_ms_max", "cv", "images_per_s",
     "gmacs", "paper_gmacs", "achieved_gflops", "peak_gflops", "roofline_fraction", "parity_status",
-    "rel_l2_err", "top1_agreement", "threads", "streams", "compute_precision", "provider",
+    "rel_l2_err", "top1_agreement", "threads", "in_flight", "threads_per_request", "streams",
+    "compile_graphs", "graph_breaks", "recompiles", "compute_precision", "provider",
     "export_s", "export_cached", "load_s", "valid", "invalid_reasons", "status", "error",
     "fingerprint_id",
 ]
