@@ -22,7 +22,7 @@ else
   $(error DEVICE must be cpu or cuda, got '$(DEVICE)')
 endif
 
-.PHONY: setup test bench report gate lint clean
+.PHONY: setup test bench report gate lint clean gpu-check
 
 setup: $(STAMP)
 
@@ -52,6 +52,13 @@ report: setup
 # PR gate: the base ref (default: merge-base with main) against the working tree, same job.
 gate: setup
 	$(BIN)/resnet-bench gate $(if $(REF),--ref $(REF)) $(GATE_ARGS)
+
+# The prepared GPU check (README "The GPU check"): no set-up and nothing fetched, it runs with the
+# python the project is installed in (.venv's if there is one, else PYTHON). Without a GPU: one
+# line, exit 2. GPU_CHECK_ROOT: where its gpu-<gpu name>/ folder goes (default results).
+GPU_PYTHON ?= $(if $(wildcard $(BIN)/python),$(BIN)/python,$(PYTHON))
+gpu-check:
+	@$(GPU_PYTHON) benchmarks/gpu_check.py $(if $(GPU_CHECK_ROOT),--root $(GPU_CHECK_ROOT)) $(GPU_CHECK_ARGS)
 
 lint: setup
 	$(BIN)/ruff check resnet_bench exporters tests benchmarks

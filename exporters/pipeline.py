@@ -199,20 +199,24 @@ class Exporter:
 
         return self.store.get_or_build("openvino", self.spec.name + f"-{precision}", precision, fields, build)
 
-    def tensorrt(self, precision: str) -> Artifact:
+    def tensorrt(self, precision: str, tf32: bool = False, contexts: int = 1) -> Artifact:
+        """An engine from the ``precision`` ONNX, TF32 allowed or not, with one profile per
+        (context, batch asked for): see ``tensorrt_export.plan_profiles``."""
         source = self.onnx(precision)  # strongly typed: the precision is the graph's
         env = tensorrt_export.environment()
-        profile = tensorrt_export.profile_for(self.options.batches)
-        fields = {**tensorrt_export.engine_key_fields(source.key, precision, profile, env),
+        profiles = tensorrt_export.plan_profiles(self.options.batches, contexts)
+        fields = {**tensorrt_export.engine_key_fields(source.key, precision, profiles, env, tf32=tf32),
                   "code": code_sha256(tensorrt_export)}
         cache = tensorrt_export.timing_cache_path(self.store.root / "tensorrt", env)
+        name = self.spec.name + f"-{'tf32' if tf32 and precision == 'fp32' else precision}-x{contexts}"
 
         def build(folder: Path) -> tuple[str, dict]:
             path = folder / "model.engine"
-            extra = tensorrt_export.build_engine(source.path, path, profile, self.spec.input_size, cache)
-            return path.name, {**extra, "source": str(source.path), "spec": self.spec.name}
+            extra = tensorrt_export.build_engine(source.path, path, profiles, self.spec.input_size, cache,
+                                                 tf32=tf32)
+            return path.name, {**extra, "contexts": contexts, "source": str(source.path), "spec": self.spec.name}
 
-        return self.store.get_or_build("tensorrt", self.spec.name + f"-{precision}", precision, fields, build)
+        return self.store.get_or_build("tensorrt", name, precision, fields, build)
 
 
 EXPORTERS = {"onnx": Exporter.onnx, "openvino": Exporter.openvino, "tensorrt": Exporter.tensorrt}

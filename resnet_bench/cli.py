@@ -94,10 +94,11 @@ def cmd_parity(args: argparse.Namespace) -> int:
     for precision in args.precision:
         if precision not in TOLERANCES:
             raise ValueError(f"unknown precision {precision!r}; choose from {', '.join(TOLERANCES)}")
-    BackendOptions(args.device, threads=args.threads)  # validates device and threads
+    BackendOptions(args.device, threads=args.threads, cuda_graphs=args.cuda_graphs)  # validates them
     exporter = Exporter(spec, ExportOptions(out=Path(args.out)))
     images = parity_images(args.input_size, args.count, folder=args.images)
-    verdicts = run_parity(exporter, args.backends, args.device, args.precision, images, args.threads)
+    verdicts = run_parity(exporter, args.backends, args.device, args.precision, images, args.threads,
+                          cuda_graphs=args.cuda_graphs)
     rows = [v.row() for v in verdicts]
     emit(rows, args.format, title=f"{spec.name}: parity against PyTorch fp32 on {len(images)} images",
          columns=["backend", "precision", "device", "status", "rel_l2_err", "max_abs_err", "cosine",
@@ -134,7 +135,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         config = harness.SweepConfig.from_profile(
             args.profile, args.device, depths=args.depths, batches=args.batches, backends=args.backends,
             precisions=args.precisions, modes=args.modes, input_size=args.input_size, threads=args.threads,
-            artifacts=args.artifacts, rule=rule)
+            artifacts=args.artifacts, rule=rule, cuda_graphs=args.cuda_graphs)
         run_dir = harness.new_run_dir(Path(args.out), config.device)
         harness.start(config, run_dir)
     console = Console(stderr=True)
@@ -284,6 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--count", type=int, default=32, help="seeded synthetic images when no --images")
     p.add_argument("--input-size", type=int, default=224)
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: the CPUs we may use)")
+    p.add_argument("--cuda-graphs", action="store_true", help="torch on cuda: replay captured CUDA graphs")
     p.add_argument("--out", default="artifacts", help="artifact store folder")
     p.add_argument("--format", choices=FORMATS, default="table")
     p.set_defaults(func=cmd_parity)
@@ -306,6 +308,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-iters", type=int, default=None, help="timed calls at least (default 30)")
     p.add_argument("--min-time", type=float, default=None, help="timed seconds at least (default 2)")
     p.add_argument("--max-time", type=float, default=None, help="timed seconds at most (default 20)")
+    p.add_argument("--cuda-graphs", action="store_true",
+                   help="torch on cuda: time CUDA graph replays (latency mode)")
     p.add_argument("--format", choices=FORMATS, default="table")
     p.set_defaults(func=cmd_bench)
 

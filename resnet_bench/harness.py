@@ -17,6 +17,7 @@ import numpy as np
 
 from exporters.pipeline import Exporter, ExportOptions
 from resnet_bench import fingerprint as fp
+from resnet_bench import precision as precision_table
 from resnet_bench.architecture import DEPTHS, PAPER_GMACS, check_depth, count_macs
 from resnet_bench.backends import BackendOptions, BackendUnavailable, backend_class
 from resnet_bench.model import synthetic_images
@@ -25,6 +26,7 @@ from resnet_bench.peak import peaks
 from resnet_bench.results import RunWriter, cell_id, write_atomic
 from resnet_bench.runner import Opened, open_backend
 from resnet_bench.spec import ModelSpec
+from resnet_bench.telemetry import CellTelemetry
 from resnet_bench.timing import StopRule, measure, measure_concurrent
 
 MODES = ("latency", "throughput")
@@ -55,6 +57,7 @@ class SweepConfig:
     parity_images: int = 32
     artifacts: str = "artifacts"
     rule: StopRule = field(default_factory=StopRule)
+    cuda_graphs: bool = False  # torch on CUDA: time CUDA graph replays (latency mode)
 
     def __post_init__(self) -> None:
         for depth in self.depths:
@@ -66,7 +69,7 @@ class SweepConfig:
                 raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
         if not self.batches or min(self.batches) < 1:
             raise ValueError(f"batch sizes must be at least 1, got {list(self.batches)}")
-        BackendOptions(self.device, threads=self.threads)  # validates device and threads
+        BackendOptions(self.device, threads=self.threads, cuda_graphs=self.cuda_graphs)  # validates them
         ModelSpec(self.depths[0], self.variant, self.weights, input_size=self.input_size)
 
     @classmethod
@@ -147,8 +150,11 @@ class Sweep:
         row = {**cell, "run_id": self.run_id, "cell_id": cell_id(cell), "gmacs": macs / 1e9,
                "paper_gmacs": PAPER_GMACS[cell["depth"]],
                "fingerprint_id": self.fingerprint["fingerprint_id"],
-               "peak_gflops": self.peaks.get(cell["precision"]), **values}
+               "peak_gflops": self._peak(cell), "cuda_graphs": self.config.cuda_graphs, **values}
         return row
+
+    def _peak(self, cell: dict) -> float | None:
+        return self.peaks.get(precision_table.roof_key(cell["backend"], cell["device"], cell["precision"]))
 
     def _emit(self, row: dict, samples: list[float] | None = None) -> None:
         self.writer.add(row, samples)
@@ -159,7 +165,7 @@ class Sweep:
         """Parity on the latency-mode backend, then the same instance times the latency cells;
         throughput cells need a backend loaded for several requests in flight."""
         cfg, first = self.config, cells[0]
-        options = BackendOptions(cfg.device, first["precision"], cfg.threads)
+        options = BackendOptions(cfg.device, first["precision"], cfg.threads, cuda_graphs=cfg.cuda_graphs)
         try:
             opened = open_backend(first["backend"], options, exporter)
         except Exception as exc:  # unavailable, or failed to load: every cell says so
@@ -182,10 +188,11 @@ class Sweep:
                 if mode_cells and mode == "latency":
                     self._cells(opened, mode_cells, parity, bench_images)
                 elif mode_cells:
-                    self._mode(exporter, mode_cells, replace(options, mode=mode), parity, bench_images)
+                    self._mode(exporter, mode_cells, replace(options, mode=mode), parity, bench_images,
+                               (images, reference))
 
     def _mode(self, exporter: Exporter, cells: list[dict], options: BackendOptions, parity: dict,
-              bench_images: np.ndarray) -> None:
+              bench_images: np.ndarray, check: tuple[np.ndarray, np.ndarray]) -> None:
         try:
             opened = open_backend(cells[0]["backend"], options, exporter)
         except BackendUnavailable as exc:
@@ -197,7 +204,16 @@ class Sweep:
                 self._emit(self._row(cell, status="oom" if _is_oom(exc) else "error", error=_first_line(exc),
                                      valid=False, **parity))
             return
-        with opened.backend:
+        with opened.backend as runner:
+            # Its own parity check: the instance timed here (every request stream of it) is not
+            # the latency one checked before.
+            verdict = check_runner(runner, cells[0]["backend"], *check)
+            parity = dict(parity_status=verdict.status, rel_l2_err=verdict.rel_l2_err,
+                          top1_agreement=verdict.top1_agreement)
+            if verdict.status == "error":
+                for cell in cells:
+                    self._emit(self._row(cell, status="error", error=verdict.reason, valid=False, **parity))
+                return
             self._cells(opened, cells, parity, bench_images)
 
     def _cells(self, opened: Opened, cells: list[dict], parity: dict, bench_images: np.ndarray) -> None:
@@ -223,22 +239,24 @@ class Sweep:
     def _measure(self, backend, cell: dict, images: np.ndarray, parity: dict) -> tuple[dict, list[float]]:
         rule = self.config.rule
         prepared = backend.prepare(images)
-        if cell["mode"] == "latency":
-            timing = measure(lambda: backend.run(prepared), rule, backend.sync)
-            # Delivered rate: one request at a time, so images / total time = batch / mean latency
-            # (the same closed-loop rule as throughput mode; benchmark_app reports it this way).
-            images_per_s = cell["batch_size"] * 1e3 / timing.stats()["latency_ms_mean"]
-        else:
-            timing = measure_concurrent([backend.worker(prepared) for _ in range(backend.in_flight())], rule)
-            images_per_s = cell["batch_size"] * timing.requests_per_s
+        with CellTelemetry(cell["device"]) as telemetry:
+            if cell["mode"] == "latency":
+                timing = measure(lambda: backend.run(prepared), rule, backend.sync)
+                # Delivered rate: one request at a time, so images / total time = batch / mean latency
+                # (the same closed-loop rule as throughput mode; benchmark_app reports it this way).
+                images_per_s = cell["batch_size"] * 1e3 / timing.stats()["latency_ms_mean"]
+            else:
+                timing = measure_concurrent([backend.worker(prepared) for _ in range(backend.in_flight())], rule)
+                images_per_s = cell["batch_size"] * timing.requests_per_s
         info = backend.describe()
         stats = timing.stats()
-        reasons = timing.invalid_reasons()
+        reasons = timing.invalid_reasons() + telemetry.invalid_reasons()
         if parity["parity_status"] != "pass":
             reasons.append("parity failed")
         gflops = 2 * count_macs(cell["depth"], cell["variant"], cell["input_size"]) / 1e9 * images_per_s
-        peak = self.peaks.get(cell["precision"])
-        row = self._row(cell, **stats, **parity, images_per_s=images_per_s, achieved_gflops=gflops,
+        peak = self._peak(cell)
+        row = self._row(cell, **stats, **parity, **telemetry.columns(images_per_s),
+                        images_per_s=images_per_s, achieved_gflops=gflops,
                         roofline_fraction=gflops / peak if peak else None,
                         **{key: info.get(key) for key in RUNTIME_REPORTED},
                         compute_precision=info.get("compute_precision"),

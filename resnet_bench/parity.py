@@ -1,7 +1,9 @@
 """Parity: does a backend compute what PyTorch fp32 computes, on the same inputs?
 
 A cell is a verdict with its numbers (pass / fail / unavailable / error), never an exception.
-Tolerances live in ``tolerances.TOLERANCES``, keyed by precision.
+Tolerances live in ``tolerances.TOLERANCES``; the precision table says which applies to a
+backend x device x precision and what compute precision the backend must report.
+A throughput-mode backend is checked through every one of its request streams (workers).
 """
 
 from __future__ import annotations
@@ -13,13 +15,14 @@ import numpy as np
 import torch
 
 from exporters.pipeline import Exporter
+from resnet_bench import precision as precision_table
 from resnet_bench.backends import Backend, BackendOptions, BackendUnavailable
 from resnet_bench.model import IMAGENET_MEAN, IMAGENET_STD, synthetic_images
 from resnet_bench.runner import open_backend
 from resnet_bench.tolerances import TOLERANCES, rel_l2, top1_agreement
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".ppm"}
-CHUNK = 8  # images per inference call: exercises a batch other than 1
+CHUNK = 8  # images per inference call: exercises a batch other than 1 (TensorRT profiles cover it)
 
 
 @dataclass(frozen=True)
@@ -57,7 +60,7 @@ def compare(output: np.ndarray, reference: np.ndarray) -> dict:
 
 
 def judge(metrics: dict, precision: str) -> str:
-    """Empty when within tolerance, else the reason in words."""
+    """Empty when within tolerance, else the reason in words. ``precision`` is a tolerance key."""
     tolerance = TOLERANCES[precision]
     reasons = []
     if metrics["rel_l2_err"] > tolerance.max_rel_l2:
@@ -126,24 +129,53 @@ def check_cell(exporter: Exporter, backend: str, options: BackendOptions, images
         return check_runner(runner, backend, images, reference)
 
 
+def _worker_outputs(runner: Backend, images: np.ndarray) -> list[np.ndarray]:
+    """The images through each of a throughput-mode backend's workers (its request streams,
+    made as the harness makes them: ``in_flight()`` calls of ``worker()`` per input)."""
+    per_worker: list[list[np.ndarray]] = [[] for _ in range(runner.in_flight())]
+    for i in range(0, len(images), CHUNK):
+        prepared = runner.prepare(images[i:i + CHUNK])
+        for outputs, work in zip(per_worker, [runner.worker(prepared) for _ in per_worker], strict=True):
+            output = work()
+            if output is None:
+                raise ValueError(f"{runner.name} workers return no output to check")
+            outputs.append(np.array(runner.fetch(output)))
+    return [np.concatenate(outputs) for outputs in per_worker]
+
+
+def _worst(metrics: list[dict]) -> dict:
+    worst = max(metrics, key=lambda m: m["rel_l2_err"])
+    return {**worst, "top1_agreement": min(m["top1_agreement"] for m in metrics),
+            "top5_agreement": min(m["top5_agreement"] for m in metrics)}
+
+
 def check_runner(runner: Backend, backend: str, images: np.ndarray, reference: np.ndarray) -> Verdict:
-    """The verdict for a backend already loaded (the harness times the same instance next)."""
+    """The verdict for a backend already loaded (the harness times the same instance next).
+    In throughput mode every worker's output is checked, and the worst one is the verdict."""
     options = runner.options
     cell = dict(backend=backend, precision=options.precision, device=options.device)
     try:
-        output = _in_chunks(runner.infer, images)
+        if options.mode == "throughput":
+            outputs = _worker_outputs(runner, images)
+        else:
+            outputs = [_in_chunks(runner.infer, images)]
     except Exception as exc:
         return Verdict(**cell, status="error", reason=f"{type(exc).__name__}: {exc}".splitlines()[0])
     info = runner.describe()
-    metrics = compare(output, reference)
-    reason = judge(metrics, options.precision)
+    metrics = _worst([compare(output, reference) for output in outputs])
+    reasons = [judge(metrics, precision_table.tolerance_key(backend, options.device, options.precision))]
+    expected = precision_table.lookup(backend, options.device, options.precision)
+    reported = info.get("compute_precision")
+    if expected is not None and reported != expected.compute:
+        reasons.append(f"runs {reported}, the precision table expects {expected.compute}")
+    reason = "; ".join(r for r in reasons if r)
     return Verdict(**cell, status="fail" if reason else "pass", reason=reason, **metrics,
-                   compute_precision=info.get("compute_precision"), threads=info.get("threads"),
+                   compute_precision=reported, threads=info.get("threads"),
                    streams=info.get("streams"), provider=info.get("provider"))
 
 
 def run_parity(exporter: Exporter, backends: tuple[str, ...], device: str, precisions: tuple[str, ...],
-               images: np.ndarray, threads: int | None = None) -> list[Verdict]:
+               images: np.ndarray, threads: int | None = None, cuda_graphs: bool = False) -> list[Verdict]:
     reference = reference_logits(exporter, images)
-    return [check_cell(exporter, backend, BackendOptions(device, precision, threads), images, reference)
-            for backend in backends for precision in precisions]
+    options = [BackendOptions(device, precision, threads, cuda_graphs=cuda_graphs) for precision in precisions]
+    return [check_cell(exporter, backend, option, images, reference) for backend in backends for option in options]

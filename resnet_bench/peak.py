@@ -20,26 +20,30 @@ def gemm_gflops(device: str = "cpu", dtype: torch.dtype = torch.float32, n: int 
     previous_threads = torch.get_num_threads()
     if threads is not None:  # exactly the cell's threads in total, then back as they were
         torch.set_num_threads(threads)
-    generator = torch.Generator().manual_seed(0)
-    a = torch.randn(n, n, generator=generator).to(device, dtype)
-    b = torch.randn(n, n, generator=generator).to(device, dtype)
-    sync = torch.cuda.synchronize if device == "cuda" else None
-    previous = torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = tf32
     try:
-        timing = measure(lambda: torch.mm(a, b), PEAK_RULE, sync)
+        generator = torch.Generator().manual_seed(0)
+        a = torch.randn(n, n, generator=generator).to(device, dtype)
+        b = torch.randn(n, n, generator=generator).to(device, dtype)
+        if device != "cuda":
+            timing = measure(lambda: torch.mm(a, b), PEAK_RULE)
+        else:
+            # fp32_precision, not the legacy allow_tf32 flag: torch refuses to read settings made by a mix.
+            previous = torch.backends.cuda.matmul.fp32_precision
+            torch.backends.cuda.matmul.fp32_precision = "tf32" if tf32 else "ieee"
+            try:
+                timing = measure(lambda: torch.mm(a, b), PEAK_RULE, torch.cuda.synchronize)
+            finally:
+                torch.backends.cuda.matmul.fp32_precision = previous
     finally:
-        torch.backends.cuda.matmul.allow_tf32 = previous
         torch.set_num_threads(previous_threads)
     return 2 * n**3 / (timing.stats()["latency_ms_min"] * 1e-3) / 1e9
 
-
 def peaks(device: str, threads: int) -> dict[str, float]:
-    """Peak GFLOP/s per compute precision, on ``threads`` threads in total: a cell's threads in
-    every mode (throughput mode splits them over its requests). CPU: fp32. GPU: tf32 (what fp32
-    convolutions run as by default in cuDNN) and fp16 (also the roof for bf16)."""
+    """Peak GFLOP/s per roof key of the precision table (``precision.PrecisionSpec.roof``), on
+    ``threads`` threads in total: a cell's threads in every mode (throughput mode splits them over
+    its requests). CPU: fp32. GPU: fp32 with TF32 off (IEEE, what fp32 cells run), tf32, fp16, bf16."""
     if device == "cpu":
         return {"fp32": max(gemm_gflops("cpu", n=n, threads=threads) for n in (1024, 2048))}
-    tf32 = gemm_gflops("cuda", torch.float32, tf32=True)
-    fp16 = gemm_gflops("cuda", torch.float16)
-    return {"fp32": tf32, "fp16": fp16, "bf16": fp16}
+    return {"fp32": gemm_gflops("cuda", torch.float32, tf32=False),
+            "tf32": gemm_gflops("cuda", torch.float32, tf32=True),
+            "fp16": gemm_gflops("cuda", torch.float16), "bf16": gemm_gflops("cuda", torch.bfloat16)}

@@ -21,7 +21,8 @@ COLUMNS = [
     "rel_l2_err", "top1_agreement", "threads", "in_flight", "threads_per_request", "streams",
     "compile_graphs", "graph_breaks", "recompiles", "compute_precision", "provider",
     "export_s", "export_cached", "load_s", "valid", "invalid_reasons", "status", "error",
-    "fingerprint_id",
+    "fingerprint_id", "cuda_graphs", "host_peak_rss_mb", "gpu_sm_clock_mhz", "gpu_mem_clock_mhz", "gpu_power_w",
+    "gpu_temp_c", "gpu_mem_used_mb", "energy_per_image_j", "gpu_throttle", "telemetry_note",
 ]
 KEY = ("depth", "variant", "backend", "precision", "device", "mode", "batch_size", "input_size")
 

@@ -6,11 +6,14 @@ import time
 from dataclasses import dataclass
 
 from exporters.pipeline import Exporter
+from resnet_bench import precision as precision_table
 from resnet_bench.backends import Backend, BackendOptions, BackendUnavailable, backend_class
 
-# Which artifact precision a backend precision runs from. bf16 is a compute precision
-# chosen at load time from fp32 weights.
-ARTIFACT_PRECISION = {"fp32": "fp32", "fp16": "fp16", "bf16": "fp32"}
+
+def artifact_precision(backend: str, device: str, precision: str) -> str | None:
+    """Which artifact precision a backend precision runs from (the precision table's column):
+    bf16 and tf32 are compute precisions chosen at load / build time from fp32 weights."""
+    return precision_table.require(backend, device, precision).artifact
 
 
 @dataclass
@@ -28,12 +31,16 @@ def open_backend(name: str, options: BackendOptions, exporter: Exporter) -> Open
     reason = cls.unavailable_reason(options)
     if reason:
         raise BackendUnavailable(reason)
+    spec = precision_table.require(name, options.device, options.precision)
+    backend = cls(options)
     if cls.target is None:
         source, export_s, cached, path = exporter.model(), 0.0, True, None
     else:
-        artifact = getattr(exporter, cls.target)(ARTIFACT_PRECISION[options.precision])
+        if cls.target == "tensorrt":  # an engine per TF32 setting, with one profile set per context
+            artifact = exporter.tensorrt(spec.artifact, tf32=bool(spec.tf32), contexts=backend.contexts())
+        else:
+            artifact = getattr(exporter, cls.target)(spec.artifact)
         source, export_s, cached, path = artifact.path, artifact.export_s, artifact.cached, str(artifact.path)
-    backend = cls(options)
     start = time.perf_counter()
     backend.load(source)
     return Opened(backend, export_s, cached, time.perf_counter() - start, path)

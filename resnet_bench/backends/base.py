@@ -30,6 +30,7 @@ class BackendOptions:
     threads: int | None = None  # threads in total, in every mode; None: the CPUs this process may use
     mode: str = "latency"  # latency: one request at a time; throughput: several in flight
     streams: int | None = None  # requests in flight for throughput mode; None: chosen from the threads
+    cuda_graphs: bool = False  # torch on CUDA: replay a captured CUDA graph per input shape
 
     def __post_init__(self) -> None:
         if self.device not in DEVICES:
@@ -38,6 +39,8 @@ class BackendOptions:
             raise ValueError(f"mode must be latency or throughput, got {self.mode!r}")
         if self.threads is not None and self.threads < 1:
             raise ValueError(f"threads must be at least 1, got {self.threads}")
+        if self.cuda_graphs and self.device != "cuda":
+            raise ValueError(f"CUDA graphs need device cuda, got {self.device!r}")
         if self.streams is not None and self.streams < 1:
             raise ValueError(f"streams must be at least 1, got {self.streams}")
         if self.device == "cpu" and self.threads and self.streams:
@@ -124,10 +127,12 @@ class Backend:
 
     def worker(self, prepared: Any) -> Callable[[], object]:
         """One closed-loop request stream for throughput mode: a call runs one request to the
-        end. Backends whose handles are not thread-safe give each worker its own."""
-        def work() -> None:
-            self.run(prepared)
+        end and returns what fetch() turns into logits (parity checks every worker).
+        Backends whose handles are not thread-safe give each worker its own."""
+        def work() -> object:
+            output = self.run(prepared)
             self.sync()
+            return output
         return work
 
     def infer(self, images: np.ndarray) -> np.ndarray:

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from resnet_bench import precision as precision_table
 from resnet_bench.backends.base import Backend, BackendOptions
 
 # fp16 on the CPU means fp16-compressed weights, computed in f32 (the runtime decompresses).
@@ -18,7 +19,7 @@ OV_DEVICE = {"cpu": "CPU"}
 class OpenVinoBackend(Backend):
     name = "openvino"
     target = "openvino"
-    precisions = {"cpu": ("fp32", "fp16", "bf16")}
+    precisions = precision_table.supported("openvino")
 
     @classmethod
     def unavailable_reason(cls, options: BackendOptions) -> str | None:
@@ -76,9 +77,10 @@ class OpenVinoBackend(Backend):
         request = self.compiled.create_infer_request()  # one request per stream of work
         self._bind(request, prepared)
 
-        def work() -> None:
+        def work() -> Any:
             request.start_async()
             request.wait()
+            return request
         return work
 
     def run(self, prepared: np.ndarray) -> Any:

@@ -10,22 +10,38 @@ from typing import Any
 import numpy as np
 import torch
 
+from resnet_bench import precision as precision_table
 from resnet_bench.backends.base import Backend, BackendOptions
 
-DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+# fp16 / bf16 cast the model's weights and inputs (no autocast); tf32 is fp32 storage.
+DTYPES = {"fp32": torch.float32, "tf32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def set_tf32(enabled: bool) -> None:
+    """TF32 for cuDNN convolutions and cuBLAS matrix products, with torch's fp32_precision API
+    (the legacy allow_tf32 flags must not be mixed with it: torch then refuses to read them)."""
+    mode = "tf32" if enabled else "ieee"
+    torch.backends.cudnn.conv.fp32_precision = mode
+    torch.backends.cuda.matmul.fp32_precision = mode
+
+
+def tf32_state() -> dict[str, bool]:
+    """What the convolution and matmul fp32 settings are now (read back, not assumed)."""
+    return {"conv": torch.backends.cudnn.conv.fp32_precision == "tf32",
+            "matmul": torch.backends.cuda.matmul.fp32_precision == "tf32"}
 
 
 class TorchBackend(Backend):
     name = "torch"
     target = None
     # CPU fp16 convolutions are a slow reference path in PyTorch, not a deployment option.
-    precisions = {"cpu": ("fp32", "bf16"), "cuda": ("fp32", "fp16", "bf16")}
+    precisions = precision_table.supported("torch")
 
     def __init__(self, options: BackendOptions, channels_last: bool = True,
                  cuda_graphs: bool = False) -> None:
         super().__init__(options)
         self.channels_last = channels_last
-        self.cuda_graphs = cuda_graphs and options.device == "cuda"
+        self.cuda_graphs = (cuda_graphs or options.cuda_graphs) and options.device == "cuda"
         self.device = torch.device(options.device)
         self.dtype = DTYPES[options.precision]
         self.threads = self.threads_per_request()
@@ -41,8 +57,16 @@ class TorchBackend(Backend):
             return "no CUDA device is visible to torch"
         return super().unavailable_reason(options)
 
+    def _cuda_settings(self) -> None:
+        """Process-wide settings, so set again before every untimed prepare(): cuDNN autotunes
+        its convolutions (as ORT and TensorRT do), TF32 as the precision table says."""
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+            set_tf32(bool(precision_table.require(self.name, "cuda", self.options.precision).tf32))
+
     def load(self, model: torch.nn.Module) -> None:
         torch.set_num_threads(self.threads)
+        self._cuda_settings()
         model = copy.deepcopy(model).eval().to(self.device, self.dtype)
         if self.channels_last:
             model = model.to(memory_format=torch.channels_last)
@@ -52,6 +76,7 @@ class TorchBackend(Backend):
         return model
 
     def prepare(self, images: np.ndarray) -> torch.Tensor:
+        self._cuda_settings()
         x = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32)).to(self.device, self.dtype)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
@@ -91,22 +116,23 @@ class TorchBackend(Backend):
             return self._cpu_worker(prepared)
         stream = torch.cuda.Stream(self.device)  # one CUDA stream per request stream
 
-        def work() -> None:
+        def work() -> torch.Tensor:
             with torch.cuda.stream(stream), torch.inference_mode():
-                self.model(prepared)
+                output = self.model(prepared)
             stream.synchronize()
+            return output
         return work
 
     def _cpu_worker(self, prepared: torch.Tensor) -> Any:
         """torch's intra-op pool (OpenMP) is sized per calling thread: load() set it to
         threads_per_request for this thread, and each worker thread sets its own on its first
         call and records what torch then reports, for describe()."""
-        def work() -> None:
+        def work() -> torch.Tensor:
             if not getattr(local, "set", False):
                 torch.set_num_threads(self.threads)
                 local.set = True
                 self.worker_threads.append(torch.get_num_threads())
-            self.run(prepared)
+            return self.run(prepared)
 
         local = threading.local()
         return work
@@ -124,11 +150,17 @@ class TorchBackend(Backend):
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
 
+    def compute_precision(self) -> str:
+        """What runs, read back: fp32 storage on CUDA is tf32 if either TF32 setting is on."""
+        if self.device.type == "cuda" and self.dtype == torch.float32:
+            return "tf32" if any(tf32_state().values()) else "fp32"
+        return self.options.precision
+
     def describe(self) -> dict:
         device = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "cpu"
         per_request = max(self.worker_threads, default=torch.get_num_threads())
         return {"device_name": device, "provider": f"torch {torch.__version__} eager",
-                "compute_precision": self.options.precision, "threads": per_request * self.in_flight(),
+                "compute_precision": self.compute_precision(), "threads": per_request * self.in_flight(),
                 "in_flight": self.in_flight(), "threads_per_request": per_request, "streams": self.in_flight(),
                 "channels_last": self.channels_last, "cuda_graphs": self.cuda_graphs}
 

@@ -1,0 +1,193 @@
+"""`make gpu-check`: one prepared check of the GPU path, at most 8 minutes on one GPU.
+
+    python benchmarks/gpu_check.py [--root results] [--budget 480] [--dry-run]
+
+Runs, through the CLI, with the python running this script (no set-up, nothing fetched):
+the gpu-marked tests; parity on cuda (torch fp32/tf32/fp16/bf16, CUDA graphs, torch-compile
+via its sweep) and ONNX Runtime on the CPU as a cross-check; sweeps of ResNet-50 x batch
+1/8/64/256 x fp32/tf32/fp16/bf16 (eager torch, latency and throughput), ResNet-18 and -152 in
+fp16, CUDA graphs and torch-compile for ResNet-50 fp16 at batch 1 and 256; then the report.
+Rows, fingerprint, logs, report and a summary go to ``<root>/gpu-<gpu name>/``. Each step
+gets what is left of the budget; a step cut off keeps the rows it wrote (they are written one
+at a time) and says so in steps.json. Sizing: README, "The GPU check". Without a GPU: one
+line on stderr, exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+MLPERF_H100_OFFLINE = 88_714  # images/s per GPU, MLPerf Inference v4.0, ResNet-50, TensorRT INT8
+RULE = ["--warmup-iters", "5", "--warmup-time", "0.1", "--min-iters", "15", "--min-time", "0.3",
+        "--max-time", "1.5"]
+REPORT_RESERVE_S = 25  # kept back for the report and the summary
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    args: tuple[str, ...]  # after `python -m`
+    log: str
+    cells: int = 0  # timed cells (for the sizing arithmetic)
+    compiles: int = 0  # inductor compiles
+
+
+def plan(out: Path) -> list[Step]:
+    runs, art = out / "runs", ["--artifacts", "artifacts"]
+    bench = ("resnet_bench", "bench", "--device", "cuda", "--backends", "torch", *RULE, *art, "--format", "json")
+    parity = ("resnet_bench", "parity", "--device", "cuda", "--depth", "50", "--backends", "torch", "--out",
+              "artifacts", "--format", "json")
+    return [
+        Step("tests", ("pytest", "tests", "-m", "gpu or tensorrt", "-q", "-rs", "-p", "no:cacheprovider"),
+             "tests.log"),
+        Step("parity-torch", (*parity, "--precision", "fp32,tf32,fp16,bf16"), "parity_cuda_torch.json"),
+        Step("parity-cuda-graphs", (*parity, "--precision", "fp32,fp16", "--cuda-graphs"),
+             "parity_cuda_graphs.json"),
+        Step("resnet50-eager", (*bench, "--depths", "50", "--batches", "1,8,64,256", "--precisions",
+                                "fp32,tf32,fp16,bf16", "--modes", "latency,throughput",
+                                "--out", str(runs / "resnet50-eager")), "resnet50-eager.json", cells=32),
+        Step("resnet50-cuda-graphs", (*bench, "--depths", "50", "--batches", "1,256", "--precisions", "fp16",
+                                      "--modes", "latency", "--cuda-graphs", "--out",
+                                      str(runs / "resnet50-cuda-graphs")), "resnet50-cuda-graphs.json", cells=2),
+        Step("resnet50-torch-compile", (*[a if a != "torch" else "torch-compile" for a in bench], "--depths", "50",
+                                        "--batches", "1,256", "--precisions", "fp16", "--modes", "latency",
+                                        "--out", str(runs / "resnet50-torch-compile")),
+             "resnet50-torch-compile.json", cells=2, compiles=3),
+        Step("resnet18-152-fp16", (*bench, "--depths", "18,152", "--batches", "1,8,64,256", "--precisions", "fp16",
+                                   "--modes", "latency,throughput", "--out", str(runs / "resnet18-152-fp16")),
+             "resnet18-152-fp16.json", cells=16),
+        Step("parity-onnxruntime-cpu", ("resnet_bench", "parity", "--device", "cpu", "--depth", "50",
+                                        "--backends", "onnxruntime", "--precision", "fp32", "--out", "artifacts",
+                                        "--format", "json"), "parity_cpu_onnxruntime.json"),
+    ]
+
+
+def gpu_name() -> tuple[str | None, str]:
+    """The GPU's name, or None and why there is none."""
+    try:
+        import torch
+    except ImportError:
+        return None, f"torch is not installed for {sys.executable}"
+    if not torch.cuda.is_available():
+        return None, f"no CUDA device is visible to torch {torch.__version__} (CUDA build: {torch.version.cuda})"
+    return torch.cuda.get_device_name(), ""
+
+
+def slug(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
+def run_step(step: Step, out: Path, seconds_left: float) -> dict:
+    command = [sys.executable, "-m", *step.args]
+    start = time.perf_counter()
+    record = {"name": step.name, "command": " ".join(command), "log": step.log}
+    if seconds_left < 10:
+        return {**record, "status": "skipped: budget spent", "seconds": 0.0}
+    with open(out / step.log, "w") as stdout, open(out / f"{step.name}.stderr.log", "w") as stderr:
+        try:
+            rc = subprocess.run(command, stdout=stdout, stderr=stderr, timeout=seconds_left).returncode
+            status = "ok" if rc == 0 else f"exit {rc}"
+        except subprocess.TimeoutExpired:
+            status = "cut off at the budget (rows written so far are kept)"
+    seconds = round(time.perf_counter() - start, 1)
+    print(f"gpu-check: {step.name}: {status} ({seconds} s)", file=sys.stderr)
+    return {**record, "status": status, "seconds": seconds}
+
+
+def run_dirs(out: Path) -> dict[str, Path]:
+    found = {}
+    for root in sorted((out / "runs").glob("*")):
+        dirs = sorted(p for p in root.glob("*") if (p / "results.csv").is_file())
+        if dirs:
+            found[root.name] = dirs[-1]
+    return found
+
+
+def summarize(out: Path, runs: dict[str, Path]) -> str:
+    import pandas as pd
+
+    from resnet_bench import results
+
+    frames = [results.load(path).assign(sweep=name) for name, path in runs.items()]
+    if not frames:
+        return "no rows were written\n"
+    rows = pd.concat(frames, ignore_index=True)
+    rows.to_csv(out / "rows.csv", index=False)
+    ok = rows[(rows.status == "ok") & (rows.depth == 50) & (rows.precision == "fp16")]
+    lines = ["| figure | value | of MLPerf v4.0 H100 Offline (88,714 img/s, TensorRT INT8) |", "|---|---|---|"]
+
+    def best(sweep: str, label: str) -> None:
+        cells = ok[ok.sweep == sweep]
+        if len(cells):
+            top = cells.loc[cells.images_per_s.idxmax()]
+            lines.append(f"| {label}: best images/s (batch {top.batch_size}, {top['mode']}) | "
+                         f"{top.images_per_s:,.0f} | {top.images_per_s / MLPERF_H100_OFFLINE:.1%} |")
+
+    def p50(sweep: str, label: str) -> None:
+        cells = ok[(ok.sweep == sweep) & (ok["mode"] == "latency") & (ok.batch_size == 1)]
+        if len(cells):
+            lines.append(f"| {label}: batch-1 p50 latency | {cells.latency_ms_p50.iloc[0]:.3f} ms | |")
+
+    best("resnet50-eager", "ResNet-50 fp16, torch eager")
+    best("resnet50-cuda-graphs", "ResNet-50 fp16, torch + CUDA graphs")
+    best("resnet50-torch-compile", "ResNet-50 fp16, torch-compile (goal: 25% or more)")
+    p50("resnet50-eager", "ResNet-50 fp16, torch eager")
+    p50("resnet50-cuda-graphs", "ResNet-50 fp16, torch + CUDA graphs")
+    p50("resnet50-torch-compile", "ResNet-50 fp16, torch-compile")
+    invalid = rows[rows.valid != True]  # noqa: E712 (NaN-safe)
+    lines.append(f"\n{len(rows)} rows, {int((rows.status == 'ok').sum())} ok, {len(invalid)} not valid "
+                 f"(reasons in rows.csv: invalid_reasons, gpu_throttle).")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--root", default="results", help="the check's folder goes to ROOT/gpu-<gpu name>/")
+    parser.add_argument("--budget", type=float, default=480.0, help="seconds in all (default 480)")
+    parser.add_argument("--dry-run", action="store_true", help="print the plan and its size, run nothing")
+    args = parser.parse_args(argv)
+    if args.dry_run:
+        steps = plan(Path(args.root) / "gpu-<name>")
+        for step in steps:
+            print(f"{step.name}: python -m {' '.join(step.args)}")
+        print(f"timed cells: {sum(s.cells for s in steps)}, inductor compiles: {sum(s.compiles for s in steps)}")
+        return 0
+    name, reason = gpu_name()
+    if name is None:
+        print(f"gpu-check: {reason}; run it on a machine with an NVIDIA GPU", file=sys.stderr)
+        return 2
+    out = Path(args.root) / f"gpu-{slug(name)}"
+    out.mkdir(parents=True, exist_ok=True)
+    deadline = time.perf_counter() + args.budget
+    records = []
+    for step in plan(out):
+        records.append(run_step(step, out, deadline - time.perf_counter() - REPORT_RESERVE_S))
+        (out / "steps.json").write_text(json.dumps(records, indent=2))
+    runs = run_dirs(out)
+    if runs:
+        first = next(iter(runs.values()))
+        (out / "fingerprint.json").write_text((first / "fingerprint.json").read_text())
+        report = [sys.executable, "-m", "resnet_bench", "report", *map(str, runs.values()),
+                  "--out", str(out / "report")]
+        try:
+            subprocess.run(report, capture_output=True, timeout=max(10.0, deadline - time.perf_counter()))
+        except subprocess.TimeoutExpired:
+            print("gpu-check: report cut off at the budget", file=sys.stderr)
+    summary = summarize(out, runs)
+    steps = "\n".join(f"| {r['name']} | {r['status']} | {r['seconds']} |" for r in records)
+    (out / "summary.md").write_text(f"# GPU check on {name}\n\n{summary}\n| step | status | seconds |\n|---|---|---|\n"
+                                    f"{steps}\n")
+    print(summary)
+    print(out)
+    return 0 if all(r["status"] == "ok" for r in records) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
