@@ -26,6 +26,7 @@ from resnet_bench.results import RunWriter, cell_id, write_atomic
 from resnet_bench.runner import Opened, open_backend
 from resnet_bench.spec import ModelSpec
 from resnet_bench.timing import StopRule, measure, measure_concurrent
+from resnet_bench.tolerances import TOLERANCES
 
 MODES = ("latency", "throughput")
 DEFAULT_BACKENDS = {"cpu": ("torch", "onnxruntime", "openvino"),
@@ -54,16 +55,22 @@ class SweepConfig:
     rule: StopRule = field(default_factory=StopRule)
 
     def __post_init__(self) -> None:
+        BackendOptions(self.device, threads=self.threads)  # validates device and threads
+        for name in ("depths", "backends", "precisions", "modes"):
+            if not getattr(self, name):
+                raise ValueError(f"{name}: give at least one")
         for depth in self.depths:
             check_depth(depth)
         for name in self.backends:
             backend_class(name)
+        for precision in self.precisions:  # the one table of precisions, until precision.py lists them
+            if precision not in TOLERANCES:
+                raise ValueError(f"precision must be one of {', '.join(TOLERANCES)}, got {precision!r}")
         for mode in self.modes:
             if mode not in MODES:
                 raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
         if not self.batches or min(self.batches) < 1:
             raise ValueError(f"batch sizes must be at least 1, got {list(self.batches)}")
-        BackendOptions(self.device, threads=self.threads)  # validates device and threads
         ModelSpec(self.depths[0], self.variant, self.weights, input_size=self.input_size)
 
     @classmethod
