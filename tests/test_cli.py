@@ -75,6 +75,7 @@ def _no_tensorrt():
     (["time", "--batch", "0"], "batch size must be at least 1"),
     (["bench", "--batches", "0"], "batch size"),
     (["parity", "--count", "0"], "--count: batch size must be at least 1"),
+    (["export", "--static-batch", "0"], "static batch must be at least 1"),
     (["time", "--batch", HUGE], f"--batch {HUGE} at 224x224 needs at least"),
     (["time", "--input-size", "100000"], "--batch 1 at 100000x100000 needs at least"),
     (["bench", "--batches", f"1,{HUGE}"], f"--batches {HUGE} at 224x224 needs at least"),
@@ -84,6 +85,7 @@ def _no_tensorrt():
     (["bench", "--artifacts", "/proc/nope"], "--artifacts /proc/nope: cannot write there"),
     (["export", "--out", "/proc/nope"], "--out /proc/nope: cannot write there"),
     (["parity", "--out", "/proc/nope"], "--out /proc/nope: cannot write there"),
+    (["bench", "--resume", "/proc"], "cannot resume /proc: not a run directory"),
     (["flops", "--format", "xml"], "invalid choice"),
 ])
 def test_every_bad_input_is_one_line_exit_2(args, message, tmp_path, capsys):
@@ -155,10 +157,13 @@ def test_corrupt_onnx_file_is_one_line_exit_2(tmp_path, capsys):
     assert err.count("\n") == 1 and "cannot read ONNX file" in err
 
 
-def test_help_on_every_command():
-    for args in (["--help"], ["flops", "--help"], ["time", "--help"]):
-        result = run_cli(*args)
-        assert result.returncode == 0 and "usage:" in result.stdout
+def test_help_on_every_command(capsys):
+    result = run_cli("--help")
+    assert result.returncode == 0 and "usage:" in result.stdout
+    for command in ("flops", "time", "export", "parity", "bench", "report", "compare", "gate"):
+        with pytest.raises(SystemExit) as exit_:
+            main([command, "--help"])
+        assert exit_.value.code == 0 and f"usage: resnet-bench {command}" in capsys.readouterr().out
 
 
 def test_time_reports_a_real_measurement(capsys):
