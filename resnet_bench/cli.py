@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
-from resnet_bench import __version__
+from resnet_bench import __version__, limits
 from resnet_bench.architecture import DEPTHS, VARIANTS
-from resnet_bench.output import FORMATS, emit
+from resnet_bench.output import FORMATS, emit, stdout_to_stderr
 
 EXIT_BAD_INPUT = 2
 
@@ -56,14 +57,14 @@ def cmd_flops(args: argparse.Namespace) -> int:
 def cmd_time(args: argparse.Namespace) -> int:
     from resnet_bench.quick import time_torch_cpu
 
-    row = time_torch_cpu(args.depth, args.variant, args.batch, args.input_size, args.weights)
+    limits.require_batch(args.batch, args.input_size)
+    with stdout_to_stderr():
+        row = time_torch_cpu(args.depth, args.variant, args.batch, args.input_size, args.weights)
     emit([row], args.format, title="PyTorch eager, CPU, single-stream latency")
     return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from exporters.pipeline import ExportOptions, export
     from resnet_bench.spec import ModelSpec
 
@@ -71,7 +72,11 @@ def cmd_export(args: argparse.Namespace) -> int:
     options = ExportOptions(targets=args.to, precisions=args.precision, batches=args.batches,
                             opset=args.opset, static_batch=args.static_batch, out=Path(args.out),
                             onnx=Path(args.onnx) if args.onnx else None)
-    artifacts = export(spec, options)
+    if args.static_batch is not None:
+        limits.require_batch(args.static_batch, args.input_size, "--static-batch")
+    limits.require_writable(args.out, "--out")
+    with stdout_to_stderr():
+        artifacts = export(spec, options)
     rows = [a.row() for a in artifacts]
     emit(rows, args.format, title=f"{spec.name} artifacts",
          columns=["target", "precision", "bytes", "export_s", "cached", "path"])
@@ -79,26 +84,27 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_parity(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from exporters.pipeline import Exporter, ExportOptions
     from resnet_bench.backends import backend_class
     from resnet_bench.backends.base import BackendOptions
-    from resnet_bench.parity import parity_images, run_parity
+    from resnet_bench.parity import CHUNK, parity_images, run_parity
     from resnet_bench.spec import ModelSpec
-    from resnet_bench.tolerances import TOLERANCES
+    from resnet_bench.precision import check_precision
 
     spec = ModelSpec(args.depth, args.variant, args.weights, input_size=args.input_size)
     for name in args.backends:
         backend_class(name)  # unknown names are bad input, before any work
     for precision in args.precision:
-        if precision not in TOLERANCES:
-            raise ValueError(f"unknown precision {precision!r}; choose from {', '.join(TOLERANCES)}")
+        check_precision(precision)
     BackendOptions(args.device, threads=args.threads, cuda_graphs=args.cuda_graphs)  # validates them
-    exporter = Exporter(spec, ExportOptions(out=Path(args.out)))
+    limits.require_device(args.device)
+    if args.images is None:
+        limits.require_batch(args.count, args.input_size, "--count", at_once=CHUNK)
+    exporter = Exporter(spec, ExportOptions(out=limits.require_writable(args.out, "--out")))
     images = parity_images(args.input_size, args.count, folder=args.images)
-    verdicts = run_parity(exporter, args.backends, args.device, args.precision, images, args.threads,
-                          cuda_graphs=args.cuda_graphs)
+    with stdout_to_stderr():
+        verdicts = run_parity(exporter, args.backends, args.device, args.precision, images, args.threads,
+                              cuda_graphs=args.cuda_graphs)
     rows = [v.row() for v in verdicts]
     emit(rows, args.format, title=f"{spec.name}: parity against PyTorch fp32 on {len(images)} images",
          columns=["backend", "precision", "device", "status", "rel_l2_err", "max_abs_err", "cosine",
@@ -112,8 +118,6 @@ SUMMARY_COLUMNS = ["depth", "backend", "precision", "mode", "batch_size", "laten
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
@@ -122,11 +126,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.resume:
         run_dir = Path(args.resume)
         config = harness.resume(run_dir)
+        _require_machine(config, "--resume", run_dir)
     else:
-        if args.device == "cuda":
-            import torch
-            if not torch.cuda.is_available():
-                raise ValueError("--device cuda: no CUDA device is visible to torch")
         from resnet_bench.timing import StopRule
 
         given = {"warmup_iters": args.warmup_iters, "warmup_s": args.warmup_time,
@@ -136,6 +137,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
             args.profile, args.device, depths=args.depths, batches=args.batches, backends=args.backends,
             precisions=args.precisions, modes=args.modes, input_size=args.input_size, threads=args.threads,
             artifacts=args.artifacts, rule=rule, cuda_graphs=args.cuda_graphs)
+        _require_machine(config, "--out", Path(args.out))
         run_dir = harness.new_run_dir(Path(args.out), config.device)
         harness.start(config, run_dir)
     console = Console(stderr=True)
@@ -151,11 +153,20 @@ def cmd_bench(args: argparse.Namespace) -> int:
             progress.update(task, advance=1, description=label)
 
         sweep.on_cell = on_cell
-        writer = sweep.run()
-    rows = [r for r in writer.rows]
+        with stdout_to_stderr():
+            writer = sweep.run()
+    rows = [{**row, "run_dir": str(run_dir)} for row in writer.rows]
     emit(rows, args.format, title=f"run {run_dir.name}", columns=SUMMARY_COLUMNS)
-    print(run_dir)
+    print(run_dir, file=sys.stdout if args.format == "table" else sys.stderr)  # JSON / CSV: stdout is data
     return 0
+
+
+def _require_machine(config, out_flag: str, out: Path) -> None:
+    """Refuse, before anything is measured, a sweep this machine cannot run or record."""
+    limits.require_device(config.device)
+    limits.require_batch(max(config.batches), config.input_size, "--batches")
+    limits.require_writable(out, out_flag)
+    limits.require_writable(config.artifacts, "--artifacts")
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -183,9 +194,10 @@ def _emit_verdicts(rows: list[dict], fmt: str, title: str, columns: list[str]) -
         emit(rows, fmt, title=title, columns=columns)
 
 
-def cmd_compare(args: argparse.Namespace) -> int:
-    from pathlib import Path
+COMPARE_COLUMNS = ["cell_id", "verdict", "ratio", "p_value", "n", "base_ms", "head_ms", "parity_worse", "reason"]
 
+
+def cmd_compare(args: argparse.Namespace) -> int:
     from resnet_bench.compare import compare_runs, parse_threshold
 
     threshold = parse_threshold(args.threshold)
@@ -197,26 +209,27 @@ def cmd_compare(args: argparse.Namespace) -> int:
         fingerprint = json.loads((head / "fingerprint.json").read_text())["fingerprint_id"]
         base = Path(args.baselines) / fingerprint
         if not (base / "results.csv").is_file():
-            print(f"warning: no stored baseline for fingerprint {fingerprint} under {args.baselines}")
+            print(f"warning: no stored baseline for fingerprint {fingerprint} under {args.baselines}",
+                  file=sys.stderr)
+            _emit_verdicts([], args.format, f"{head}: no stored baseline", COMPARE_COLUMNS)
             return 0
     elif len(args.runs) == 2:
         base, head = map(Path, args.runs)
     else:
         raise ValueError("compare takes BASE and HEAD run directories (or HEAD with --baseline)")
     rows = compare_runs(base, head, threshold)
-    columns = ["cell_id", "verdict", "ratio", "p_value", "n", "base_ms", "head_ms", "parity_worse", "reason"]
-    _emit_verdicts(rows, args.format, f"{head} against {base} (threshold {threshold:.0%})", columns)
+    _emit_verdicts(rows, args.format, f"{head} against {base} (threshold {threshold:.0%})", COMPARE_COLUMNS)
     failed = any(r["verdict"] == "regressed" or r["parity_worse"] for r in rows)
     if args.baseline:  # a trend check between jobs: warn, never fail (see MEASURING.md)
         if failed:
-            print("warning: regressions against the stored baseline (between jobs: a hint, not a verdict)")
+            print("warning: regressions against the stored baseline (between jobs: a hint, not a verdict)",
+                  file=sys.stderr)
         return 0
     return 1 if failed else 0
 
 
 def cmd_gate(args: argparse.Namespace) -> int:
     import time
-    from pathlib import Path
 
     from resnet_bench import gate
     from resnet_bench.compare import parse_threshold
@@ -231,7 +244,7 @@ def cmd_gate(args: argparse.Namespace) -> int:
                              artifacts=Path(args.artifacts).resolve())
     ref = args.ref or gate.merge_base(repo)
     start = time.perf_counter()
-    with gate.worktree(ref, repo) as base_tree:
+    with gate.worktree(ref, repo) as base_tree, stdout_to_stderr():
         rows = gate.run_gate(base_tree, head, config, progress=lambda text: print(f"gate: {text}", file=sys.stderr))
     columns = ["depth", "backend", "batch_size", "verdict", "ratio", "low", "high", "n", "k", "base_ms", "head_ms",
                "block_mad", "reason"]
@@ -354,6 +367,12 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except ValueError as exc:  # every validation error in the library is a ValueError
         sys.stderr.write(f"resnet-bench: error: {exc}\n")
+        return EXIT_BAD_INPUT
+    except Exception as exc:  # an allocation failed: a batch or input size the estimate let through
+        if not limits.is_out_of_memory(exc):
+            raise
+        first = f"{type(exc).__name__}: {exc}".strip().splitlines()[0]
+        sys.stderr.write(f"resnet-bench: error: out of memory, try a smaller batch or input size ({first})\n")
         return EXIT_BAD_INPUT
     except BrokenPipeError:  # output piped into head & co.
         sys.stderr.close()

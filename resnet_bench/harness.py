@@ -23,6 +23,7 @@ from resnet_bench.backends import BackendOptions, BackendUnavailable, backend_cl
 from resnet_bench.model import synthetic_images
 from resnet_bench.parity import check_runner, parity_images, reference_logits
 from resnet_bench.peak import peaks
+from resnet_bench.precision import check_precision
 from resnet_bench.results import RunWriter, cell_id, write_atomic
 from resnet_bench.runner import Opened, open_backend
 from resnet_bench.spec import ModelSpec
@@ -60,16 +61,21 @@ class SweepConfig:
     cuda_graphs: bool = False  # torch on CUDA: time CUDA graph replays (latency mode)
 
     def __post_init__(self) -> None:
+        BackendOptions(self.device, threads=self.threads, cuda_graphs=self.cuda_graphs)  # validates them
+        for name in ("depths", "backends", "precisions", "modes"):
+            if not getattr(self, name):
+                raise ValueError(f"{name}: give at least one")
         for depth in self.depths:
             check_depth(depth)
         for name in self.backends:
             backend_class(name)
+        for precision in self.precisions:  # the one table of precisions (precision.py)
+            check_precision(precision)
         for mode in self.modes:
             if mode not in MODES:
                 raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
         if not self.batches or min(self.batches) < 1:
             raise ValueError(f"batch sizes must be at least 1, got {list(self.batches)}")
-        BackendOptions(self.device, threads=self.threads, cuda_graphs=self.cuda_graphs)  # validates them
         ModelSpec(self.depths[0], self.variant, self.weights, input_size=self.input_size)
 
     @classmethod

@@ -1,15 +1,38 @@
-"""Print a list of row dicts as a table, JSON or CSV: the one place the CLI formats output."""
+"""Print a list of row dicts as a table, JSON or CSV: the one place the CLI formats output.
+
+stdout carries only the result: work runs inside ``stdout_to_stderr()``, so a runtime that
+prints (from Python or from C++) cannot break ``--format json | jq``.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import json
+import os
 import sys
+from collections.abc import Iterator
 
 import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
 FORMATS = ("table", "json", "csv")
+
+
+@contextlib.contextmanager
+def stdout_to_stderr() -> Iterator[None]:
+    """Send everything written to stdout meanwhile, by Python or by native code, to stderr."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        ctypes.CDLL(None).fflush(None)  # C stdio buffers still hold text for fd 1
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def _cell(value: object) -> str:

@@ -153,6 +153,6 @@ def test_compare_baseline_warns_only(tmp_path, capsys):
     head = _hand_made_run(tmp_path / "head", "abc", [("torch", rng.normal(30, 0.3, 40), "pass")])
     _hand_made_run(tmp_path / "baselines" / "abc", "abc", [("torch", rng.normal(20, 0.3, 40), "pass")])
     assert main(["compare", str(head), "--baseline", "--baselines", str(tmp_path / "baselines")]) == 0
-    assert "warning: regressions against the stored baseline" in capsys.readouterr().out
+    assert "warning: regressions against the stored baseline" in capsys.readouterr().err
     assert main(["compare", str(head), "--baseline", "--baselines", str(tmp_path / "none")]) == 0
-    assert "no stored baseline" in capsys.readouterr().out
+    assert "no stored baseline" in capsys.readouterr().err

@@ -7,6 +7,8 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
+import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 from resnet_bench import fingerprint, harness, results
 from resnet_bench.harness import Sweep, SweepConfig
@@ -30,17 +32,22 @@ def small_run(tmp_path_factory, store_dir, small_artifacts):
     return run_dir
 
 
-def test_every_cell_is_one_row_with_every_column(small_run):
+def test_every_cell_is_one_row_with_every_column(small_run, resnet18_model):
     frame = results.load(small_run)
     assert len(frame) == 3 * 2 * 2  # backends x modes x batches
     assert list(frame.columns) == results.COLUMNS
     ok = frame[frame.status == "ok"]
     assert set(ok.backend) == {"torch", "onnxruntime"} and len(ok) == 8
-    assert (ok.latency_ms_min <= ok.latency_ms_p50).all() and (ok.latency_ms_p50 <= ok.latency_ms_p99).all()
+    for row in ok.itertuples():  # each figure is reproducible from the raw samples kept beside it
+        assert np.median(results.load_samples(small_run, row.cell_id)) == pytest.approx(row.latency_ms_p50, abs=1e-5)
     assert (ok.iterations >= 5).all() and (ok.images_per_s > 0).all()
     assert (ok.parity_status == "pass").all() and (ok.rel_l2_err < 1e-5).all()
-    assert (ok.roofline_fraction > 0).all() and (ok.peak_gflops > 0).all()
-    assert np.allclose(ok.achieved_gflops, 2 * ok.gmacs * ok.images_per_s)
+    # a network cannot outrun a large GEMM on the same CPUs, nor a CPU 64 fp32 FLOPs a cycle at 6 GHz
+    assert ((0 < ok.roofline_fraction) & (ok.roofline_fraction < 1)).all()
+    assert (ok.peak_gflops < 64 * 6 * fingerprint.collect()["cpus_available"]).all()
+    with FlopCounterMode(display=False) as counter:  # FLOPs counted by torch, not by our formula
+        resnet18_model(torch.zeros(1, 3, 64, 64))
+    assert np.allclose(ok.achieved_gflops, counter.get_total_flops() / 1e9 * ok.images_per_s, rtol=1e-9)
     assert (ok.paper_gmacs == 1.8).all()
     # throughput rows run several requests at once, latency rows one
     assert set(ok[ok["mode"] == "latency"].streams) == {1}
@@ -124,7 +131,7 @@ def test_kill_mid_sweep_then_resume_runs_only_missing_cells(tmp_path, store_dir,
     assert len(after) == 8 and after.cell_id.is_unique
     kept = after.set_index("cell_id").loc[before.cell_id]
     assert (kept.latency_ms_p50.values == before.latency_ms_p50.values).all()  # not re-measured
-    assert result.stdout.strip().endswith(str(csv.parent))
+    assert {row["run_dir"] for row in json.loads(result.stdout)} == {str(csv.parent)}  # stdout is JSON only
 
 
 def test_bench_bad_input(tmp_path):
