@@ -88,8 +88,8 @@ def cmd_parity(args: argparse.Namespace) -> int:
     from resnet_bench.backends import backend_class
     from resnet_bench.backends.base import BackendOptions
     from resnet_bench.parity import CHUNK, parity_images, run_parity
-    from resnet_bench.spec import ModelSpec
     from resnet_bench.precision import check_precision
+    from resnet_bench.spec import ModelSpec
 
     spec = ModelSpec(args.depth, args.variant, args.weights, input_size=args.input_size)
     for name in args.backends:
