@@ -185,7 +185,7 @@ REASON_KINDS = {
     "median known within": "median not known within the target precision",
     "median has no": "too few samples for a median interval",
     "drift": "drift between the first and last third",
-    "iterations <": "fewer iterations than the rule's minimum (max time reached)",
+    "too few iterations": "fewer iterations than the rule's minimum (max time reached)",
     "parity failed": "parity failed",
     "cv ": "CV above 5% (the rule of results schema 1)",
 }

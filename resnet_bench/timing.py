@@ -194,7 +194,7 @@ class Timing:
         if abs(moved) > limit:  # NaN compares False: too few samples is said above
             reasons.append(f"drift: median moved {moved:+.1%} from the first to the last third (limit ±{limit:.1%})")
         if self.iterations < self.min_iters:
-            reasons.append(f"{self.iterations} iterations < {self.min_iters} (max time reached)")
+            reasons.append(f"too few iterations: {self.iterations} < {self.min_iters} (max time reached)")
         return reasons
 
 
