@@ -1,94 +1,173 @@
 """Does the gate fail on real regressions and never on noise? Measured, on this machine.
 
-Checks out HEAD twice into temporary worktrees: A as it is, B with a 10% slowdown injected
-into the ONNX Runtime backend's timed call (by this script, editing B's copy; the product has
-no such switch). Then, alternating, N gate runs A/A and N gate runs A/B over the same cells,
-and prints the false-failure rate (A/A cells marked regressed) and the detection rate (A/B
-runs in which the slowed cell is marked regressed), with the gate's wall time.
+Checks ``--ref`` (default HEAD) out into a temporary folder: A as it is and, per slowdown s, a
+copy B_s whose ``--backend`` takes s% longer per timed call (a busy-wait proportional to the
+measured call time, injected by this script into its own copy: the product has no such switch).
+Each trial runs the gate A/A, then A/B_s for every s, on the same cells, so the conditions share
+the machine's moods. Every gate run is printed as it ends; the summary (rates and wall times)
+goes to ``--out``.
 
-    python benchmarks/gate_proof.py [--trials 10] [--cells 18/onnxruntime/1,18/torch/1]
+    python benchmarks/gate_proof.py [--aa-trials 5] [--trials 10] [--slowdowns 5,10,20]
+        [--backend onnxruntime] [--cells 18/onnxruntime/1,...] [--input-size 224]
+        [--rounds 8] [--blocks 3] [--out results/gate_proof.md]
+
+Sizing: one gate run of the 12 default cells takes about as long as ``make gate`` (README);
+the default (5 A/A + 3 x 10 A/B runs) is 35 such runs. ``--cells`` restricted to the injected
+backend's cells measures the catch rates at a third of the cost.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
+import sys
 import tempfile
+import textwrap
 import time
 from pathlib import Path
 
-from resnet_bench import gate
-
 REPO = Path(__file__).resolve().parent.parent
-INJECTED = '''
-    def run(self, prepared):  # injected by benchmarks/gate_proof.py: 10% slower
-        import time as _time
-        start = _time.perf_counter()
-        output = self._run_unslowed(prepared)
-        end = start + (_time.perf_counter() - start) * 1.10
-        while _time.perf_counter() < end:
-            pass
-        return output
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from resnet_bench import gate  # noqa: E402
+
+INJECTION = '''
+
+# -- injected into a scratch copy by benchmarks/gate_proof.py: {what} --
+_uninjected_backend_class = backend_class
+
+
+def backend_class(name: str):
+    cls = _uninjected_backend_class(name)
+    if name == {backend!r} and "_uninjected_{method}" not in vars(cls):
+        cls._uninjected_{method} = cls.{method}
+
+        def {method}(self, *args):
+{body}
+        cls.{method} = {method}
+    return cls
 '''
 
 
-def checkout(ref: str, folder: Path) -> Path:
-    subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(folder), ref], check=True,
-                   capture_output=True)
+def copy_tree(ref_or_tree: str | Path, folder: Path) -> Path:
+    """A scratch source tree: a git ref checked out, or a folder's package sources copied."""
+    if Path(ref_or_tree).is_dir():
+        ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+        for package in ("resnet_bench", "exporters"):
+            shutil.copytree(Path(ref_or_tree) / package, folder / package, ignore=ignore)
+        return folder
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["git", "-C", str(REPO), "archive", "--prefix", f"{folder.name}/", "-o",
+                    str(folder) + ".tar", str(ref_or_tree)], check=True, capture_output=True)
+    subprocess.run(["tar", "-xf", str(folder) + ".tar", "-C", str(folder.parent)], check=True)
     return folder
 
 
-def slow_down(tree: Path) -> None:
-    path = tree / "resnet_bench" / "backends" / "onnxruntime_backend.py"
-    source = path.read_text()
-    original = "    def run(self, prepared: Any) -> Any:"
-    assert original in source
-    source = source.replace(original, "    def _run_unslowed(self, prepared: Any) -> Any:")
-    path.write_text(source.rstrip() + "\n" + INJECTED)
+def inject(tree: Path, backend: str, method: str, body: str, what: str) -> None:
+    """Wrap ``method`` of ``backend``'s class in ``tree``; ``body`` calls self._uninjected_<method>(*args)."""
+    path = tree / "resnet_bench" / "backends" / "__init__.py"
+    code = INJECTION.format(what=what, backend=backend, method=method, body=textwrap.indent(body.strip(), " " * 12))
+    path.write_text(path.read_text() + code)
+
+
+def slow_down(tree: Path, backend: str, percent: float) -> None:
+    inject(tree, backend, "run", f"""
+import time
+start = time.perf_counter()
+output = self._uninjected_run(*args)
+self.sync()
+end = start + (time.perf_counter() - start) * {1 + percent / 100!r}
+while time.perf_counter() < end:
+    pass
+return output
+""", f"{backend} {percent:g}% slower")
+
+
+def summarise(label: str, runs: list[tuple[list[dict], float, list[float]]], backend: str | None) -> str:
+    """One table line: injected cells caught, other cells (A/A evidence) marked regressed, times."""
+    red = lambda rows: sum(r["verdict"] == "regressed" for r in rows)  # noqa: E731
+    hit = [[r for r in rows if r["backend"] == backend] for rows, _, _ in runs]
+    other = [r for rows, _, _ in runs for r in rows if r["backend"] != backend]
+    cells = [r for rows, _, _ in runs for r in rows]
+    ratios = sorted(r["ratio"] for rows in hit for r in rows if r.get("ratio", float("nan")) > 0)
+    walls, rounds = [w for _, w, _ in runs], [s for _, _, seconds in runs for s in seconds]
+    verdicts = ", ".join(f"{v} {sum(r['verdict'] == v for r in cells)}" for v in sorted({r["verdict"] for r in cells}))
+    caught = "-"
+    if backend:
+        flat = [r for rows in hit for r in rows]
+        caught = f"{red(flat)} of {len(flat)} (in {sum(red(rows) > 0 for rows in hit)} of {len(runs)} runs)"
+    spread = f"{ratios[0]:.3f}-{ratios[-1]:.3f}" if ratios else "-"
+    times = f"{min(walls):.0f}-{max(walls):.0f} s (rounds {min(rounds):.0f}-{max(rounds):.0f} s)" if runs else "-"
+    return f"| {label} | {len(runs)} | {caught} | {spread} | {red(other)} of {len(other)} | {verdicts} | {times} |"
+
+
+def run_once(a: Path, b: Path, config: gate.GateConfig) -> tuple[list[dict], float, list[float]]:
+    rounds: list[float] = []
+
+    def progress(text: str) -> None:
+        if text.endswith(" s") and "took" in text:
+            rounds.append(float(text.split()[-2]))
+
+    start = time.perf_counter()
+    rows = gate.run_gate(a, b, config, progress)
+    return rows, time.perf_counter() - start, rounds
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--trials", type=int, default=10)
-    parser.add_argument("--cells", default="18/onnxruntime/1,18/torch/1")
-    parser.add_argument("--pairs", type=int, default=21)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--ref", default="HEAD", help="git ref to check out (or a source folder)")
+    parser.add_argument("--aa-trials", type=int, default=5)
+    parser.add_argument("--trials", type=int, default=10, help="A/B runs per slowdown")
+    parser.add_argument("--slowdowns", default="5,10,20", help="percent, comma-separated")
+    parser.add_argument("--backend", default="onnxruntime", help="the backend slowed down")
+    parser.add_argument("--cells", default="", help="depth/backend/batch,... (default: the gate's 12)")
+    parser.add_argument("--input-size", type=int, default=None)
+    parser.add_argument("--rounds", type=int, default=gate.GatePlan.rounds)
+    parser.add_argument("--blocks", type=int, default=gate.GatePlan.blocks)
     parser.add_argument("--artifacts", default="artifacts")
+    parser.add_argument("--out", default="results/gate_proof.md")
     args = parser.parse_args()
-    wanted = args.cells.split(",")
-    cells = [c for c in gate.DEFAULT_CELLS if f"{c['depth']}/{c['backend']}/{c['batch_size']}" in wanted]
-    config = gate.GateConfig(cells=cells, pairs=args.pairs, artifacts=Path(args.artifacts).resolve())
+    slowdowns = [float(s) for s in args.slowdowns.split(",") if s]
+    config = gate.GateConfig(cells=gate.select_cells([c for c in args.cells.split(",") if c], args.input_size),
+                             plan=gate.GatePlan(rounds=args.rounds, blocks=args.blocks),
+                             artifacts=Path(args.artifacts).resolve())
+    load_before = os.getloadavg()[0]  # another job on the machine makes the run no measurement
     root = Path(tempfile.mkdtemp(prefix="gate-proof-"))
-    a, b = checkout("HEAD", root / "a"), checkout("HEAD", root / "b")
-    slow_down(b)
-    outcomes = {"A/A": [], "A/B": []}
+    runs: dict[str, list] = {"A/A": [], **{f"+{s:g}%": [] for s in slowdowns}}
+    lines = []
     try:
-        for trial in range(args.trials):
-            for label, head in (("A/A", a), ("A/B", b)):
-                start = time.perf_counter()
-                rows = gate.run_gate(a, head, config)
-                seconds = time.perf_counter() - start
-                outcomes[label].append((rows, seconds))
-                verdicts = ", ".join(f"{r['backend']} b{r['batch_size']}: {r['verdict']} {r.get('ratio', 0):.3f}"
-                                     for r in rows)
-                print(f"trial {trial + 1} {label}: {verdicts} ({seconds:.0f} s)", flush=True)
+        a = copy_tree(args.ref, root / "a")
+        heads = {"A/A": a}
+        for s in slowdowns:
+            heads[f"+{s:g}%"] = copy_tree(args.ref, root / f"b{s:g}")
+            slow_down(heads[f"+{s:g}%"], args.backend, s)
+        for trial in range(max(args.aa_trials, args.trials)):
+            for label, head in heads.items():
+                if trial >= (args.aa_trials if label == "A/A" else args.trials):
+                    continue
+                rows, wall, rounds = run_once(a, head, config)
+                runs[label].append((rows, wall, rounds))
+                verdicts = ", ".join(f"{r['depth']}/{r['backend']}/b{r['batch_size']} {r['verdict']} "
+                                     f"{r.get('ratio', float('nan')):.3f}" for r in rows)
+                lines.append(f"trial {trial + 1} {label}: {verdicts} ({wall:.0f} s)")
+                print(lines[-1], flush=True)
     finally:
-        for tree in (a, b):
-            subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(tree)], capture_output=True)
         shutil.rmtree(root, ignore_errors=True)
-    aa_cells = [r for rows, _ in outcomes["A/A"] for r in rows]
-    false_fail = sum(r["verdict"] == "regressed" for r in aa_cells)
-    aa_runs_red = sum(any(r["verdict"] == "regressed" for r in rows) for rows, _ in outcomes["A/A"])
-    caught = sum(any(r["backend"] == "onnxruntime" and r["verdict"] == "regressed" for r in rows)
-                 for rows, _ in outcomes["A/B"])
-    innocent = [r for rows, _ in outcomes["A/B"] for r in rows if r["backend"] != "onnxruntime"]
-    wall = [s for runs in outcomes.values() for _, s in runs]
-    print(f"\n| check | result |\n|---|---|\n"
-          f"| A/A gate runs that failed | {aa_runs_red} of {args.trials} ({false_fail} of {len(aa_cells)} cells) |\n"
-          f"| A/B runs that caught the 10% slowdown | {caught} of {args.trials} |\n"
-          f"| A/B untouched cells marked regressed | {sum(r['verdict'] == 'regressed' for r in innocent)} "
-          f"of {len(innocent)} |\n"
-          f"| gate wall time per run | {min(wall):.0f}-{max(wall):.0f} s for {len(cells)} cells |")
+    table = ["| condition | runs | injected cells regressed | their ratios | other cells regressed | verdicts "
+             "| wall time per run |", "|---|---|---|---|---|---|---|",
+             summarise("A/A", runs["A/A"], None)]
+    table += [summarise(f"{label} on {args.backend}", runs[label], args.backend) for label in runs if label != "A/A"]
+    plan = config.plan
+    text = (f"# Gate proof: A/A and injected slowdowns\n\n`python benchmarks/gate_proof.py "
+            f"{' '.join(sys.argv[1:])}`: {len(config.cells)} cells, {plan.rounds} rounds x {plan.blocks} "
+            f"blocks per process, threshold {config.threshold:.0%}, {time.strftime('%Y-%m-%d')}; load average "
+            f"{load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end ({os.cpu_count()} CPUs).\n\n"
+            + "\n".join(table) + "\n\n```\n" + "\n".join(lines) + "\n```\n")
+    Path(args.out).write_text(text)
+    print("\n" + "\n".join(table))
 
 
 if __name__ == "__main__":

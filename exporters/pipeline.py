@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+import hashlib
 from dataclasses import dataclass, field
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +15,7 @@ import torch
 from exporters import onnx_export, openvino_export, tensorrt_export
 from exporters.errors import ExportError
 from exporters.store import Artifact, ArtifactStore
+from resnet_bench import architecture, model, spec
 from resnet_bench.model import file_sha256, synthetic_images
 from resnet_bench.spec import ModelSpec
 from resnet_bench.tolerances import TOLERANCES, rel_l2, top1_agreement
@@ -19,6 +23,25 @@ from resnet_bench.tolerances import TOLERANCES, rel_l2, top1_agreement
 TARGETS = ("onnx", "openvino", "tensorrt")
 PRECISIONS = ("fp32", "fp16")
 VERIFY_BATCHES = (1, 3)  # neither is the export example's batch (2)
+# The code whose change can change an artifact's files: any edit to it gives a new key, so a
+# PR's own graph is exported (the gate's base and head share an artifact only when it is the same).
+GRAPH_CODE = (architecture, model, spec, onnx_export)
+
+
+@functools.cache
+def code_sha256(*modules) -> str:
+    """One hash of the source files of ``modules`` and of this file (the export steps)."""
+    digest = hashlib.sha256()
+    for path in sorted({Path(m.__file__) for m in modules} | {Path(__file__)}):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def library_version(name: str) -> str | None:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -128,7 +151,8 @@ class Exporter:
         else:
             fields = {"model": self.spec.key_fields(), "opset": opts.opset,
                       "static_batch": opts.static_batch, "exporter": onnx_export.EXPORTER,
-                      "torch": torch.__version__, "onnx": onnx.__version__}
+                      "torch": torch.__version__, "onnx": onnx.__version__,
+                      "onnxscript": library_version("onnxscript"), "code": code_sha256(*GRAPH_CODE)}
         fields = {**fields, "target": "onnx", "precision": precision}
 
         def build(folder: Path) -> tuple[str, dict]:
@@ -162,7 +186,8 @@ class Exporter:
         source = self.onnx("fp32")
         version = openvino_export.openvino_version()
         fields = {"onnx_key": source.key, "target": "openvino", "precision": precision,
-                  "openvino": version, "converter": "openvino.convert_model"}
+                  "openvino": version, "converter": "openvino.convert_model",
+                  "code": code_sha256(openvino_export)}
 
         def build(folder: Path) -> tuple[str, dict]:
             path = folder / "model.xml"
@@ -178,7 +203,8 @@ class Exporter:
         source = self.onnx(precision)  # strongly typed: the precision is the graph's
         env = tensorrt_export.environment()
         profile = tensorrt_export.profile_for(self.options.batches)
-        fields = tensorrt_export.engine_key_fields(source.key, precision, profile, env)
+        fields = {**tensorrt_export.engine_key_fields(source.key, precision, profile, env),
+                  "code": code_sha256(tensorrt_export)}
         cache = tensorrt_export.timing_cache_path(self.store.root / "tensorrt", env)
 
         def build(folder: Path) -> tuple[str, dict]:

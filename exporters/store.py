@@ -5,6 +5,11 @@ An artifact is a folder ``<root>/<target>/<name>-<key16>/`` holding its files an
 built under a temporary name and renamed into place only once complete and verified, so a
 killed export never leaves something that is reused; a manifest whose hashes do not match
 the files makes the artifact be rebuilt.
+
+Several processes may export or read the same spec at once: a build holds an exclusive lock
+(flock) on the artifact's key, so the second waits and then finds the finished artifact; a
+valid artifact is never removed, and a corrupt one is renamed aside (atomically) before the
+new one takes its name, so a reader sees the old folder, the new one, or none, never a half.
 """
 
 from __future__ import annotations
@@ -15,7 +20,9 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,6 +82,21 @@ class ArtifactStore:
         return Artifact(target, manifest["precision"], main, manifest["files"][manifest["main"]],
                         sum(manifest["bytes"].values()), manifest["export_s"], True, key, manifest)
 
+    @contextmanager
+    def _locked(self, final: Path) -> Iterator[None]:
+        """Exclusive lock per artifact key, held by one process at a time (released at exit,
+        also when the process is killed)."""
+        import fcntl
+
+        locks = self.root / ".locks"
+        locks.mkdir(parents=True, exist_ok=True)
+        with open(locks / f"{final.parent.name}-{final.name}.lock", "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
     def get_or_build(self, target: str, name: str, precision: str, key_fields: dict,
                      build: Builder) -> Artifact:
         key = artifact_key(key_fields)
@@ -83,6 +105,14 @@ class ArtifactStore:
             return found
         final = self.folder(target, name, key)
         final.parent.mkdir(parents=True, exist_ok=True)
+        with self._locked(final):
+            found = self.lookup(target, name, key)  # built by another process while we waited
+            if found is not None:
+                return found
+            return self._build(target, precision, key, key_fields, build, final)
+
+    def _build(self, target: str, precision: str, key: str, key_fields: dict, build: Builder,
+               final: Path) -> Artifact:
         scratch = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=final.parent))
         try:
             start = time.perf_counter()
@@ -94,9 +124,11 @@ class ArtifactStore:
                         "export_s": export_s, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                         "key_fields": key_fields, **extra}
             write_atomic(scratch / MANIFEST, json.dumps(manifest, indent=2, default=str))
-            if final.exists():  # a stale or corrupt artifact under the same key
-                shutil.rmtree(final)
+            aside = final.with_name(f".old-{final.name}-{uuid.uuid4().hex[:8]}")
+            if final.exists():  # stale or corrupt (lookup said so, under the lock): rename it aside
+                os.rename(final, aside)
             os.replace(scratch, final)
+            shutil.rmtree(aside, ignore_errors=True)
         finally:
             if scratch.exists():
                 shutil.rmtree(scratch, ignore_errors=True)

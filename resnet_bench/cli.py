@@ -216,26 +216,33 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_gate(args: argparse.Namespace) -> int:
+    import time
     from pathlib import Path
 
     from resnet_bench import gate
     from resnet_bench.compare import parse_threshold
 
     repo = Path(__file__).resolve().parent.parent
-    config = gate.GateConfig(pairs=args.pairs, threshold=parse_threshold(args.threshold),
+    head = Path(args.head).resolve() if args.head else repo
+    if not (head / "resnet_bench").is_dir():
+        raise ValueError(f"--head {args.head}: not a resnet-bench source tree (no resnet_bench/ folder)")
+    sizes = {name: value for name, value in (("rounds", args.rounds), ("blocks", args.blocks)) if value is not None}
+    config = gate.GateConfig(cells=gate.select_cells(args.cells or [], args.input_size),
+                             threshold=parse_threshold(args.threshold), plan=gate.GatePlan(**sizes),
                              artifacts=Path(args.artifacts).resolve())
-    if args.cells:
-        config.cells = [c for c in gate.DEFAULT_CELLS if f"{c['depth']}/{c['backend']}/{c['batch_size']}" in args.cells]
-        if not config.cells:
-            raise ValueError("--cells matched none of depth/backend/batch, e.g. 18/onnxruntime/1")
     ref = args.ref or gate.merge_base(repo)
+    start = time.perf_counter()
     with gate.worktree(ref, repo) as base_tree:
-        rows = gate.run_gate(base_tree, repo, config, progress=lambda name: print(f"gate: {name}", file=sys.stderr))
-    columns = ["depth", "backend", "batch_size", "verdict", "ratio", "p_value", "n", "k", "base_ms", "head_ms",
-               "reason"]
-    _emit_verdicts(rows, args.format, f"gate: working tree against {ref[:12]} (threshold {config.threshold:.0%})",
-                   columns)
-    return 1 if any(r["verdict"] == "regressed" for r in rows) else 0
+        rows = gate.run_gate(base_tree, head, config, progress=lambda text: print(f"gate: {text}", file=sys.stderr))
+    columns = ["depth", "backend", "batch_size", "verdict", "ratio", "low", "high", "n", "k", "base_ms", "head_ms",
+               "block_mad", "reason"]
+    plan = config.plan
+    _emit_verdicts(rows, args.format, f"gate: {'the working tree' if head == repo else head} against {ref[:12]} "
+                   f"(threshold {config.threshold:.0%}, {plan.rounds} rounds x {plan.blocks} blocks, "
+                   f"{time.perf_counter() - start:.0f} s)", columns)
+    for line in gate.failures(rows):
+        print(f"gate: FAIL {line}", file=sys.stderr)
+    return 1 if gate.failures(rows) else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -325,11 +332,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=verdict_formats, default="table")
     p.set_defaults(func=cmd_compare)
 
-    p = sub.add_parser("gate", help="PR gate: base ref and working tree interleaved in one job")
+    p = sub.add_parser("gate", help="PR gate: base ref and working tree over fresh processes, one job")
     p.add_argument("--ref", default=None, help="base git ref (default: merge-base with main)")
-    p.add_argument("--pairs", type=int, default=21)
+    p.add_argument("--head", default=None, help="source tree to test (default: this checkout's working tree)")
+    p.add_argument("--rounds", type=int, default=None, help="fresh processes per side (default 8; a fixed plan)")
+    p.add_argument("--blocks", type=int, default=None, help="blocks per process and cell (default 3)")
     p.add_argument("--threshold", default="10%")
     p.add_argument("--cells", type=str_list, default=None, help="depth/backend/batch,... (default: all gated)")
+    p.add_argument("--input-size", type=int, default=None, help="image size of every cell (default: 224)")
     p.add_argument("--artifacts", default="artifacts")
     p.add_argument("--format", choices=verdict_formats, default="table")
     p.set_defaults(func=cmd_gate)

@@ -2,13 +2,22 @@
 
 Two kinds of evidence (see shared MEASURING.md):
 
-* ``decide_pairs``: blocks measured in one job, interleaved A B B A. r_i = log(head_i / base_i);
-  regressed only if a sign test says the r_i lean that way (p < alpha) *and* the change may be
-  as large as the threshold: the 95% interval of exp(median r) reaches past 1 + threshold.
-  (With the point estimate alone, a true 10% slowdown measures 1.09-1.12 and is caught about
-  half the time at a 10% threshold; measured by benchmarks/gate_proof.py.) Too noisy (MAD of r
-  above ``max_mad``, or drift between the first and last third of the pairs) is
-  ``inconclusive``, never red.
+* ``decide_rounds``: the PR gate. R rounds, each a fresh base process and a fresh head process
+  measured side by side (blocks interleaved); the unit is the process, since identical code
+  runs several percent faster or slower from one process to the next. Per round,
+  d = log(head / base) of the per-process medians of block medians; a t-interval on the mean
+  of the R values of d judges. For threshold T:
+
+    regressed     mean > log(1 + T)  and  the one-sided 99% lower bound > log(1 + T/2)
+    improved      the mirror image
+    unchanged     the 98% interval lies inside +-log(1 + T): the change is smaller than T
+    inconclusive  anything else (never fails); says how many rounds would settle it
+
+  A true change of T/2 or less is then marked regressed at most 1% of the time, whatever the
+  noise (the bound is a 99% one and the noise is estimated from the rounds themselves); one of
+  2T is caught in >= 99% with 8 rounds of 3 blocks per process, at 3% per-process noise and
+  block noise up to ``MAX_MAD`` (simulated in tests/test_compare.py, measured by
+  benchmarks/gate_proof.py). More noise makes more verdicts inconclusive, never more red.
 * ``decide_samples``: two stored runs (another job, maybe another day): ratio of medians and a
   Mann-Whitney U test on the raw samples. Between jobs the same code moves 10-26%, so this is
   for trends and warnings, not the PR gate.
@@ -18,11 +27,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from functools import cache
 
 import numpy as np
 
 ALPHA = 0.002  # as asv
-MAX_MAD = 0.15
+CONFIDENCE = 0.99  # one-sided bounds of the gate; its reported interval is the two-sided 98% one
+MAX_MAD = 0.03  # block noise (MAD of log block medians in a process) up to which the catch rate is claimed
+MIN_ROUNDS = 3
+MAX_ROUNDS_ADVICE = 50
 MIN_PAIRS = 10
 
 
@@ -33,74 +46,86 @@ class Decision:
     p_value: float  # one-sided, in the direction of the change
     n: int
     reason: str = ""
+    low: float = float("nan")  # interval of the ratio (the gate's: 98%, two-sided)
+    high: float = float("nan")
 
     def row(self) -> dict:
         return asdict(self)
 
 
-def _sign_test(r: np.ndarray) -> tuple[float, float]:
-    """One-sided binomial tails: P(at least k of n positive), P(at least n-k negative)."""
-    nonzero = r[r != 0]
-    n, k = len(nonzero), int((nonzero > 0).sum())
-    tail = lambda m: sum(math.comb(n, i) for i in range(m, n + 1)) / 2**n  # noqa: E731
-    return (tail(k), tail(n - k)) if n else (1.0, 1.0)
-
-
 def _verdict(ratio: float, p_slower: float, p_faster: float, threshold: float, alpha: float, n: int,
-             what: str, bounds: tuple[float, float] | None = None) -> Decision:
-    """``bounds``: a 95% interval of the ratio. With it, a significant change counts when the
-    interval reaches past the threshold (the change may be that large); without it, when the
-    point estimate does."""
-    low, high = bounds or (ratio, ratio)
-    ci = f", 95% CI {low:.3f}-{high:.3f}" if bounds else ""
-    if p_slower < alpha and high > 1 + threshold:
-        return Decision("regressed", ratio, p_slower, n, f"{ratio - 1:+.1%} ({what} p={p_slower:.1e}{ci})")
-    if p_faster < alpha and low < 1 / (1 + threshold):
-        return Decision("improved", ratio, p_faster, n, f"{ratio - 1:+.1%} ({what} p={p_faster:.1e}{ci})")
+             what: str) -> Decision:
+    if p_slower < alpha and ratio > 1 + threshold:
+        return Decision("regressed", ratio, p_slower, n, f"{ratio - 1:+.1%} ({what} p={p_slower:.1e})")
+    if p_faster < alpha and ratio < 1 / (1 + threshold):
+        return Decision("improved", ratio, p_faster, n, f"{ratio - 1:+.1%} ({what} p={p_faster:.1e})")
     if ratio > 1 + threshold or ratio < 1 / (1 + threshold):
         p = p_slower if ratio > 1 else p_faster
         return Decision("inconclusive", ratio, p, n, f"{ratio - 1:+.1%} but not significant ({what} p={p:.1e} "
                                                      f">= {alpha})")
-    return Decision("unchanged", ratio, min(p_slower, p_faster), n,
-                    f"{ratio - 1:+.1%}{ci}: within ±{threshold:.0%}")
+    return Decision("unchanged", ratio, min(p_slower, p_faster), n, f"{ratio - 1:+.1%}: within ±{threshold:.0%}")
 
 
-def median_interval(r: np.ndarray, confidence: float = 0.95) -> tuple[float, float]:
-    """Distribution-free interval of the median from order statistics (binomial)."""
-    n = len(r)
-    ordered = np.sort(r)
-    cdf, j = 0.0, 0
-    while True:  # the largest j with P(Binomial(n, 1/2) <= j - 1) <= (1 - confidence) / 2
-        cdf_next = cdf + math.comb(n, j) / 2**n
-        if cdf_next > (1 - confidence) / 2:
-            break
-        cdf, j = cdf_next, j + 1
-    j = max(j, 1) if n > 1 else 0
-    return float(ordered[j - 1]) if j else float(ordered[0]), float(ordered[n - j]) if j else float(ordered[-1])
+@cache
+def _t_quantile(confidence: float, df: int) -> float:
+    from scipy.stats import t
+
+    return float(t.ppf(confidence, df))
 
 
-def decide_pairs(base: list[float], head: list[float], threshold: float = 0.10, alpha: float = ALPHA,
-                 max_mad: float = MAX_MAD) -> Decision:
-    """Interleaved block medians, pair by pair (base[i] and head[i] measured next to each other)."""
+def _t_tail(x: float, df: int) -> float:
+    from scipy.stats import t
+
+    return float(t.sf(x, df))
+
+
+def block_mad(processes: list[list[float]]) -> float:
+    """How much block medians scatter inside a process: MAD of log(block / process median),
+    pooled over processes (each process's median block itself left out when its count is odd)."""
+    residuals = []
+    for blocks in processes:
+        r = np.sort(np.log(np.asarray(blocks, float) / np.median(blocks)))
+        residuals.append(np.delete(r, len(r) // 2) if len(r) % 2 else r)
+    pooled = np.abs(np.concatenate(residuals))
+    return float(np.median(pooled)) if len(pooled) else 0.0
+
+
+def rounds_to_settle(spread: float, margin: float, confidence: float = CONFIDENCE) -> int | None:
+    """Fewest rounds whose bound (``spread``: sd of d per round) stays within ``margin`` of the mean."""
+    for n in range(MIN_ROUNDS, MAX_ROUNDS_ADVICE + 1):
+        if margin > 0 and _t_quantile(confidence, n - 1) * spread / math.sqrt(n) < margin:
+            return n
+    return None
+
+
+def decide_rounds(base: list[list[float]], head: list[list[float]], threshold: float = 0.10,
+                  confidence: float = CONFIDENCE) -> Decision:
+    """``base[j]``, ``head[j]``: block medians of round j's base and head processes (same cell)."""
     if len(base) != len(head):
-        raise ValueError(f"pairs need as many base as head blocks, got {len(base)} and {len(head)}")
+        raise ValueError(f"rounds need a base and a head process each, got {len(base)} and {len(head)}")
     n = len(base)
-    if n < MIN_PAIRS:
-        return Decision("inconclusive", float("nan"), 1.0, n, f"too few pairs ({n} < {MIN_PAIRS})")
-    r = np.log(np.asarray(head, float) / np.asarray(base, float))
-    ratio = float(np.exp(np.median(r)))
-    mad = float(np.median(np.abs(r - np.median(r))))
-    if mad > max_mad:
-        return Decision("inconclusive", ratio, 1.0, n, f"too noisy: MAD of log ratios {mad:.2f} > {max_mad}")
-    third = n // 3
-    drift = float(abs(np.median(r[:third]) - np.median(r[-third:])))
-    if drift > threshold:
-        return Decision("inconclusive", ratio, 1.0, n, f"drift: the ratio moved {drift:.1%} between the first "
-                                                       "and last third of the pairs")
-    p_slower, p_faster = _sign_test(r)
-    low, high = median_interval(r)
-    return _verdict(ratio, p_slower, p_faster, threshold, alpha, n, "sign test",
-                    (float(np.exp(low)), float(np.exp(high))))
+    if n < MIN_ROUNDS:
+        return Decision("inconclusive", float("nan"), 1.0, n,
+                        f"too few rounds ({n} < {MIN_ROUNDS}): rerun with --rounds {MIN_ROUNDS} or more")
+    d = np.log([np.median(h) / np.median(b) for b, h in zip(base, head, strict=True)])
+    mean, spread = float(d.mean()), float(d.std(ddof=1))
+    half = _t_quantile(confidence, n - 1) * spread / math.sqrt(n)
+    upper, lower = math.log1p(threshold), math.log1p(threshold / 2)
+    se = spread / math.sqrt(n)
+    gap = abs(mean) - lower  # how far the estimate is past T/2: the one-sided test's statistic
+    p = _t_tail(gap / se, n - 1) if se > 0 else float(gap <= 0)
+    ratio, low, high = math.exp(mean), math.exp(mean - half), math.exp(mean + half)
+    found = f"{ratio - 1:+.1%} ({2 * confidence - 1:.0%} CI {low:.3f}-{high:.3f}, {n} rounds)"
+    if mean > upper and mean - half > lower:
+        return Decision("regressed", ratio, p, n, f"{found}: slower by more than {threshold / 2:.0%}", low, high)
+    if mean < -upper and mean + half < -lower:
+        return Decision("improved", ratio, p, n, f"{found}: faster by more than {threshold / 2:.0%}", low, high)
+    if -upper < mean - half and mean + half < upper:
+        return Decision("unchanged", ratio, p, n, f"{found}: within ±{threshold:.0%}", low, high)
+    rounds = rounds_to_settle(spread, gap if abs(mean) > upper else upper - abs(mean), confidence)
+    settle = (f"rerun with --rounds {rounds}" if rounds else
+              f"at this spread between processes more than {MAX_ROUNDS_ADVICE} rounds would be needed")
+    return Decision("inconclusive", ratio, p, n, f"{found}: may be past ±{threshold:.0%}; {settle}", low, high)
 
 
 def decide_samples(base: list[float], head: list[float], threshold: float = 0.10, alpha: float = ALPHA) -> Decision:
@@ -126,25 +151,75 @@ def parse_threshold(text: str) -> float:
     return value
 
 
+# Config fields that only choose which cells a run has (cells are matched by id, which holds
+# them) or where files go; every other field may move a figure and must match.
+CELL_CHOICE = frozenset({"device", "depths", "batches", "backends", "precisions", "modes", "parity_images",
+                         "artifacts"})
+
+
+def _read_json(path) -> dict | None:
+    import json
+
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _flat(config: dict, prefix: str = "") -> dict:
+    """{"rule": {"min_s": 1}} -> {"rule.min_s": 1}"""
+    flat = {}
+    for key, value in config.items():
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def config_differences(base: dict, head: dict, base_cpus: int | None = None,
+                       head_cpus: int | None = None) -> list[str]:
+    """``key base vs head`` for every field that may move a figure and differs. A field one run
+    does not record (an older run) is unknown, not a difference. threads None means the CPUs
+    the run had."""
+    base, head = _flat(base), _flat(head)
+    for flat, cpus in ((base, base_cpus), (head, head_cpus)):
+        if flat.get("threads") is None and cpus is not None and "threads" in flat:
+            flat["threads"] = cpus
+    differences = []
+    for key in sorted(base.keys() & head.keys()):
+        if key.split(".")[0] not in CELL_CHOICE and base[key] != head[key]:
+            differences.append(f"{key} {base[key]!r} vs {head[key]!r}")
+    return differences
+
+
 def compare_runs(base_dir, head_dir, threshold: float = 0.10) -> list[dict]:
     """Per cell present in both runs: verdict on the raw samples, and whether parity got worse.
 
-    Refuses (ValueError) runs whose hard fingerprints differ: their numbers are not comparable.
+    Refuses (ValueError) runs whose hard fingerprints differ, or whose configurations differ in
+    anything that moves a figure (threads, weights, input size, stop rule...): their numbers are
+    not comparable.
     """
-    import json
     from pathlib import Path
 
     from resnet_bench.results import load, load_samples
 
     prints = []
     for run in (base_dir, head_dir):
-        try:
-            prints.append(json.loads((Path(run) / "fingerprint.json").read_text())["fingerprint_id"])
-        except (OSError, ValueError, KeyError):
-            raise ValueError(f"{run} is not a run directory (no fingerprint.json)") from None
-    if prints[0] != prints[1]:
-        raise ValueError(f"the runs were measured on different machines or software (fingerprints {prints[0]} "
-                         f"and {prints[1]}): their timings cannot be compared")
+        fingerprint = _read_json(Path(run) / "fingerprint.json")
+        if not isinstance(fingerprint, dict) or "fingerprint_id" not in fingerprint:
+            raise ValueError(f"{run} is not a run directory (no fingerprint.json)")
+        prints.append(fingerprint)
+    if prints[0]["fingerprint_id"] != prints[1]["fingerprint_id"]:
+        raise ValueError(f"the runs were measured on different machines or software (fingerprints "
+                         f"{prints[0]['fingerprint_id']} and {prints[1]['fingerprint_id']}): their timings "
+                         "cannot be compared")
+    configs = [_read_json(Path(run) / "config.json") for run in (base_dir, head_dir)]
+    if all(isinstance(config, dict) for config in configs):  # a run without one: unknown
+        differences = config_differences(*configs, *(p.get("cpus_available") for p in prints))
+        if differences:
+            raise ValueError(f"the runs were measured with different configurations ({'; '.join(differences)}): "
+                             "their timings cannot be compared")
     base, head = load(base_dir).set_index("cell_id"), load(head_dir).set_index("cell_id")
     rows = []
     for cell in base.index.intersection(head.index):

@@ -1,7 +1,9 @@
 """What machine and software a run was measured on.
 
-Hard keys make two runs incomparable (CPU model, CPU quota, GPU, driver, CUDA, runtime
-versions); they are hashed into a short id. Soft keys (kernel, RAM, Python patch) only inform.
+Hard keys make two runs incomparable (CPU model and instruction set, CPU quota, GPU and its
+MIG mode, driver, CUDA, runtime versions); they are hashed into a short id. Soft keys (caches,
+clocks, power limit, kernel, RAM, Python patch) only inform. The instruction set is hard because
+hypervisors hide the model ("Intel(R) Xeon(R) Processor") while bf16/int8 speed depends on it.
 """
 
 from __future__ import annotations
@@ -16,8 +18,11 @@ from pathlib import Path
 
 from resnet_bench.cpus import affinity_cpus, available_cpus, cgroup_cpu_quota
 
-HARD_KEYS = ("cpu_model", "cpus_available", "cpu_quota", "gpu_name", "gpu_compute_capability",
-             "gpu_driver", "cuda", "torch", "onnxruntime", "openvino", "tensorrt", "onnx")
+HARD_KEYS = ("cpu_model", "cpu_isa", "cpus_available", "cpu_quota", "gpu_name", "gpu_compute_capability",
+             "gpu_mig_mode", "gpu_driver", "cuda", "torch", "onnxruntime", "openvino", "tensorrt", "onnx")
+# The /proc/cpuinfo flags that decide which inference kernels run (fp32, bf16, fp16, int8 paths).
+ISA_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "avx512_fp16", "amx_bf16",
+             "amx_int8", "amx_tile")
 
 
 def _read(path: str) -> str | None:
@@ -32,6 +37,25 @@ def cpu_model() -> str:
         if line.startswith("model name"):
             return line.split(":", 1)[1].strip()
     return platform.processor() or platform.machine()
+
+
+def isa_flags(cpuinfo: str) -> list[str]:
+    """The inference-relevant ISA flags of the first ``flags`` line of a /proc/cpuinfo text."""
+    for line in cpuinfo.splitlines():
+        if line.startswith("flags"):
+            present = set(line.split(":", 1)[1].split())
+            return [flag for flag in ISA_FLAGS if flag in present]
+    return []
+
+
+def cpu_caches(root: Path = Path("/sys/devices/system/cpu/cpu0/cache")) -> dict[str, str]:
+    """Cache sizes seen by CPU 0, e.g. {"L1d": "32K", "L1i": "32K", "L2": "1024K", "L3": "32768K"}."""
+    caches = {}
+    for index in sorted(root.glob("index*")):
+        level, kind, size = (_read(str(index / name)) for name in ("level", "type", "size"))
+        if level and size:
+            caches[f"L{level}" + {"Data": "d", "Instruction": "i"}.get(kind or "", "")] = size
+    return caches
 
 
 def _version(package: str) -> str | None:
@@ -56,8 +80,12 @@ def _git(*args: str) -> str | None:
         return None
 
 
+NVML_KEYS = ("gpu_mig_mode", "gpu_sm_clock_max_mhz", "gpu_mem_clock_max_mhz", "gpu_sm_clock_mhz",
+             "gpu_power_limit_w", "gpu_ecc")
+
+
 def _gpu() -> dict:
-    info = {"gpu_name": None, "gpu_compute_capability": None, "gpu_driver": None, "cuda": None}
+    info = dict.fromkeys(("gpu_name", "gpu_compute_capability", "gpu_driver", "cuda", *NVML_KEYS))
     try:
         import torch
     except ImportError:
@@ -73,6 +101,40 @@ def _gpu() -> dict:
             capture_output=True, text=True, check=True).stdout.strip().splitlines()[0]
     except (OSError, subprocess.CalledProcessError, IndexError):
         pass
+    return {**info, **_nvml()}
+
+
+def _nvml(index: int = 0) -> dict:
+    """MIG mode, clocks, power limit and ECC from NVML (nvidia-ml-py); each None when absent or
+    not supported by the GPU."""
+    info = dict.fromkeys(NVML_KEYS)
+    try:
+        import pynvml
+    except ImportError:
+        return info
+    try:
+        pynvml.nvmlInit()
+    except pynvml.NVMLError:
+        return info
+    try:
+        handle = pynvml.nvmlDeviceGetHandleByIndex(index)
+        queries = {
+            "gpu_mig_mode": lambda: "on" if pynvml.nvmlDeviceGetMigMode(handle)[0] else "off",
+            "gpu_sm_clock_max_mhz": lambda: pynvml.nvmlDeviceGetMaxClockInfo(handle, pynvml.NVML_CLOCK_SM),
+            "gpu_mem_clock_max_mhz": lambda: pynvml.nvmlDeviceGetMaxClockInfo(handle, pynvml.NVML_CLOCK_MEM),
+            "gpu_sm_clock_mhz": lambda: pynvml.nvmlDeviceGetClockInfo(handle, pynvml.NVML_CLOCK_SM),
+            "gpu_power_limit_w": lambda: pynvml.nvmlDeviceGetPowerManagementLimit(handle) / 1000,
+            "gpu_ecc": lambda: "on" if pynvml.nvmlDeviceGetEccMode(handle)[0] else "off",
+        }
+        for key, query in queries.items():
+            try:
+                info[key] = query()
+            except pynvml.NVMLError:  # not supported on this GPU: stays None
+                pass
+    except pynvml.NVMLError:
+        pass
+    finally:
+        pynvml.nvmlShutdown()
     return info
 
 
@@ -88,6 +150,8 @@ def collect() -> dict:
         pass
     fingerprint = {
         "cpu_model": cpu_model(),
+        "cpu_isa": ",".join(isa_flags(_read("/proc/cpuinfo") or "")),
+        "cpu_caches": cpu_caches(),
         "cpus_available": available_cpus(),
         "cpu_affinity": affinity_cpus(),
         "cpu_quota": cgroup_cpu_quota(),

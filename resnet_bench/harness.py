@@ -36,6 +36,9 @@ PROFILES = {
     "full": dict(depths=DEPTHS, batches=(1, 8, 32)),
 }
 FULL_CUDA_BATCHES = (1, 8, 32, 128)
+# What the backend reports it ran with (describe()), copied into the row as is.
+RUNTIME_REPORTED = ("threads", "in_flight", "threads_per_request", "streams", "compile_graphs", "graph_breaks",
+                    "recompiles")
 
 
 @dataclass(frozen=True)
@@ -228,7 +231,7 @@ class Sweep:
         peak = self.peaks.get(cell["precision"])
         row = self._row(cell, **measured.stats, **parity, images_per_s=measured.images_per_s,
                         achieved_gflops=gflops, roofline_fraction=gflops / peak if peak else None,
-                        threads=info.get("threads"), streams=info.get("streams"),
+                        **{key: info.get(key) for key in RUNTIME_REPORTED},
                         compute_precision=info.get("compute_precision"), provider=info.get("provider"),
                         valid=not reasons, invalid_reasons="; ".join(reasons),
                         status="ok" if parity["parity_status"] == "pass" else "parity_failed", error="")

@@ -139,7 +139,7 @@ def test_kill_mid_sweep_then_resume_runs_only_missing_cells(tmp_path, store_dir,
     after = pd.read_csv(csv)
     assert len(after) == 8 and after.cell_id.is_unique
     kept = after.set_index("cell_id").loc[before.cell_id]
-    assert (kept.latency_ms_p50.values == before.latency_ms_p50.values).all()  # not re-measured
+    assert (kept.latency_ms_mean.values == before.latency_ms_mean.values).all()  # not re-measured
     assert result.stdout.strip().endswith(str(csv.parent))
 
 

@@ -27,9 +27,9 @@ DEVICES = ("cpu", "cuda")
 class BackendOptions:
     device: str = "cpu"
     precision: str = "fp32"
-    threads: int | None = None  # None: the CPUs this process may use
+    threads: int | None = None  # threads in total, in every mode; None: the CPUs this process may use
     mode: str = "latency"  # latency: one request at a time; throughput: several in flight
-    streams: int | None = None  # requests in flight for throughput mode; None: runtime's choice
+    streams: int | None = None  # requests in flight for throughput mode; None: chosen from the threads
 
     def __post_init__(self) -> None:
         if self.device not in DEVICES:
@@ -38,6 +38,27 @@ class BackendOptions:
             raise ValueError(f"mode must be latency or throughput, got {self.mode!r}")
         if self.threads is not None and self.threads < 1:
             raise ValueError(f"threads must be at least 1, got {self.threads}")
+        if self.streams is not None and self.streams < 1:
+            raise ValueError(f"streams must be at least 1, got {self.streams}")
+        if self.device == "cpu" and self.threads and self.streams:
+            check_streams(self.threads, self.streams)
+
+
+def check_streams(total: int, streams: int) -> None:
+    if streams > total or total % streams:
+        raise ValueError(f"streams ({streams}) must divide threads ({total}) on a CPU: "
+                         "each request in flight gets an equal share of the threads")
+
+
+def split_threads(total: int, cpus: int, streams: int | None = None) -> tuple[int, int]:
+    """(requests in flight, threads per request) for throughput mode on a CPU, their product
+    exactly ``total``: every request needs a thread of its own, so never more requests than
+    threads; by default as many as the CPUs allow (the largest divisor of ``total`` <= cpus)."""
+    if streams is not None:
+        check_streams(total, streams)
+        return streams, total // streams
+    in_flight = max(d for d in range(1, min(total, cpus) + 1) if total % d == 0)
+    return in_flight, total // in_flight
 
 
 class BackendUnavailable(Exception):
@@ -81,18 +102,25 @@ class Backend:
     def close(self) -> None:
         """Release sessions and device memory."""
 
+    def total_threads(self) -> int:
+        """``--threads``: the threads of the whole cell, in every mode."""
+        return self.options.threads or available_cpus()
+
     def in_flight(self) -> int:
-        """Requests in flight in throughput mode: ``streams`` if given, else one per CPU
-        (each with an equal share of the threads) or two CUDA streams."""
-        if self.options.streams:
-            return self.options.streams
-        return available_cpus() if self.options.device == "cpu" else 2
+        """Requests in flight: one in latency mode; in throughput mode on a CPU the threads
+        split over the requests (``split_threads``); on a GPU ``streams`` or two CUDA streams."""
+        if self.options.mode == "latency":
+            return 1
+        if self.options.device == "cpu":
+            return split_threads(self.total_threads(), available_cpus(), self.options.streams)[0]
+        return self.options.streams or 2
 
     def threads_per_request(self) -> int:
-        threads = self.options.threads or available_cpus()
-        if self.options.mode == "throughput":
-            return max(1, threads // self.in_flight())
-        return threads
+        if self.options.mode == "latency":
+            return self.total_threads()
+        if self.options.device == "cpu":
+            return split_threads(self.total_threads(), available_cpus(), self.options.streams)[1]
+        return max(1, self.total_threads() // self.in_flight())
 
     def worker(self, prepared: Any) -> Callable[[], object]:
         """One closed-loop request stream for throughput mode: a call runs one request to the
@@ -108,7 +136,8 @@ class Backend:
         return self.fetch(output)
 
     def describe(self) -> dict:
-        """What actually ran: device, provider, precisions, threads, streams."""
+        """What actually ran, as the runtime reports it: device, provider, precision, threads
+        (in total), in_flight (requests), threads_per_request, streams."""
         raise NotImplementedError
 
     def __enter__(self) -> Backend:

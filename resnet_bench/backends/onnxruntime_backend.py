@@ -36,21 +36,28 @@ class OnnxRuntimeBackend(Backend):
     def load(self, path: Path) -> None:
         import onnxruntime as ort
 
-        self.ort = ort
-        opts = self.options
-        session_options = ort.SessionOptions()
-        session_options.log_severity_level = 3
-        # ORT sizes its pool from the host's cores, not the container's quota: set it.
+        self.ort, self.path = ort, path
         self.threads = self.threads_per_request()
-        session_options.intra_op_num_threads = self.threads
-        session_options.inter_op_num_threads = 1
-        session_options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        session_options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = ort.InferenceSession(str(path), session_options,
-                                            providers=[PROVIDERS[opts.device]])
+        self.session = self._session()
         self.input_name = self.session.get_inputs()[0].name
         self.output_name = self.session.get_outputs()[0].name
-        self.binding = self.session.io_binding() if opts.device == "cuda" else None
+        self.binding = self.session.io_binding() if self.options.device == "cuda" else None
+        # A session's intra-op pool is shared by the runs in flight on it: on a CPU each request
+        # stream gets a session of its own, so each request really has threads_per_request threads.
+        streams = self.in_flight() if self.binding is None else 1
+        self.sessions = [self.session] + [self._session() for _ in range(streams - 1)]
+        self.next_session = 0
+
+    def _session(self) -> Any:
+        session_options = self.ort.SessionOptions()
+        session_options.log_severity_level = 3
+        # ORT sizes its pool from the host's cores, not the container's quota: set it.
+        session_options.intra_op_num_threads = self.threads
+        session_options.inter_op_num_threads = 1
+        session_options.execution_mode = self.ort.ExecutionMode.ORT_SEQUENTIAL
+        session_options.graph_optimization_level = self.ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        return self.ort.InferenceSession(str(self.path), session_options,
+                                         providers=[PROVIDERS[self.options.device]])
 
     def prepare(self, images: np.ndarray) -> Any:
         images = np.ascontiguousarray(images, dtype=np.float32)
@@ -71,7 +78,9 @@ class OnnxRuntimeBackend(Backend):
 
     def worker(self, prepared: Any) -> Any:
         if self.binding is None:
-            return super().worker(prepared)  # InferenceSession.run is thread-safe
+            session = self.sessions[self.next_session % len(self.sessions)]
+            self.next_session += 1
+            return lambda: session.run([self.output_name], {self.input_name: prepared})
         binding = self.session.io_binding()  # one binding per request stream
         binding.bind_ortvalue_input(self.input_name, prepared)
         binding.bind_output(self.output_name, "cuda", 0)
@@ -93,9 +102,11 @@ class OnnxRuntimeBackend(Backend):
     def close(self) -> None:
         self.session = None
         self.binding = None
+        self.sessions = []
 
     def describe(self) -> dict:
+        per_request = max(s.get_session_options().intra_op_num_threads for s in self.sessions)
         return {"device_name": self.options.device, "provider": self.session.get_providers()[0],
-                "compute_precision": self.options.precision, "threads": self.threads,
-                "streams": self.in_flight() if self.options.mode == "throughput" else 1,
-                "runtime_version": self.ort.__version__}
+                "compute_precision": self.options.precision, "threads": per_request * self.in_flight(),
+                "in_flight": self.in_flight(), "threads_per_request": per_request,
+                "streams": self.in_flight(), "runtime_version": self.ort.__version__}

@@ -8,7 +8,6 @@ from typing import Any
 import numpy as np
 
 from resnet_bench.backends.base import Backend, BackendOptions
-from resnet_bench.cpus import available_cpus
 
 # fp16 on the CPU means fp16-compressed weights, computed in f32 (the runtime decompresses).
 # bf16 is computed in bf16 and needs a CPU with bf16 support (AVX512-BF16 / AMX).
@@ -44,7 +43,7 @@ class OpenVinoBackend(Backend):
         config = {
             "PERFORMANCE_HINT": opts.mode.upper(),  # LATENCY or THROUGHPUT, never the default
             "INFERENCE_PRECISION_HINT": COMPUTE[opts.precision],  # else it may pick bf16 itself
-            "INFERENCE_NUM_THREADS": opts.threads or available_cpus(),
+            "INFERENCE_NUM_THREADS": self.total_threads(),  # in total: its streams share them
         }
         if opts.streams is not None:
             config["NUM_STREAMS"] = opts.streams
@@ -54,8 +53,14 @@ class OpenVinoBackend(Backend):
     def in_flight(self) -> int:
         if self.options.mode == "latency":
             return 1
-        # The THROUGHPUT hint chooses its streams; it says how many requests keep them busy.
+        # The THROUGHPUT hint chooses its streams within the threads; it says how many requests
+        # keep them busy.
         return int(self.compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
+
+    def threads_per_request(self) -> int:
+        """Read back: the threads OpenVINO took (it caps them at the physical cores) over its streams."""
+        get = self.compiled.get_property
+        return max(1, int(get("INFERENCE_NUM_THREADS")) // int(get("NUM_STREAMS")))
 
     def _bind(self, request: Any, images: np.ndarray) -> np.ndarray:
         # Bind the input once, sharing the array's memory: a timed call is then only the
@@ -94,4 +99,5 @@ class OpenVinoBackend(Backend):
         return {"device_name": self.options.device, "provider": f"OpenVINO {version} CPU",
                 "compute_precision": get("INFERENCE_PRECISION_HINT").to_string(),
                 "threads": int(get("INFERENCE_NUM_THREADS")), "streams": int(get("NUM_STREAMS")),
+                "in_flight": self.in_flight(), "threads_per_request": self.threads_per_request(),
                 "performance_hint": str(get("PERFORMANCE_HINT"))}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import threading
 import time
 from typing import Any
 
@@ -28,6 +29,7 @@ class TorchBackend(Backend):
         self.device = torch.device(options.device)
         self.dtype = DTYPES[options.precision]
         self.threads = self.threads_per_request()
+        self.worker_threads: list[int] = []  # torch.get_num_threads() in each throughput worker thread
         if options.mode == "throughput":
             self.cuda_graphs = False  # graphs replay on one stream; throughput uses several
         self.compile_s: dict[int, float] = {}  # first call per batch size (compiling backends)
@@ -86,13 +88,27 @@ class TorchBackend(Backend):
 
     def worker(self, prepared: torch.Tensor) -> Any:
         if self.device.type != "cuda":
-            return super().worker(prepared)
+            return self._cpu_worker(prepared)
         stream = torch.cuda.Stream(self.device)  # one CUDA stream per request stream
 
         def work() -> None:
             with torch.cuda.stream(stream), torch.inference_mode():
                 self.model(prepared)
             stream.synchronize()
+        return work
+
+    def _cpu_worker(self, prepared: torch.Tensor) -> Any:
+        """torch's intra-op pool (OpenMP) is sized per calling thread: load() set it to
+        threads_per_request for this thread, and each worker thread sets its own on its first
+        call and records what torch then reports, for describe()."""
+        def work() -> None:
+            if not getattr(local, "set", False):
+                torch.set_num_threads(self.threads)
+                local.set = True
+                self.worker_threads.append(torch.get_num_threads())
+            self.run(prepared)
+
+        local = threading.local()
         return work
 
     def sync(self) -> None:
@@ -110,30 +126,77 @@ class TorchBackend(Backend):
 
     def describe(self) -> dict:
         device = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "cpu"
+        per_request = max(self.worker_threads, default=torch.get_num_threads())
         return {"device_name": device, "provider": f"torch {torch.__version__} eager",
-                "compute_precision": self.options.precision, "threads": torch.get_num_threads(),
-                "streams": self.in_flight() if self.options.mode == "throughput" else 1,
+                "compute_precision": self.options.precision, "threads": per_request * self.in_flight(),
+                "in_flight": self.in_flight(), "threads_per_request": per_request, "streams": self.in_flight(),
                 "channels_last": self.channels_last, "cuda_graphs": self.cuda_graphs}
 
 
+def _dynamo_counts() -> dict[str, int]:
+    from torch._dynamo.utils import counters
+
+    return {"graphs": counters["stats"]["unique_graphs"], "graph_breaks": sum(counters["graph_break"].values())}
+
+
+def _set_recompile_limit(limit: int) -> None:
+    """Compiled graphs kept per code object before dynamo falls back to eager: our sweeps compile
+    one graph per batch size. torch >= 2.6 names it recompile_limit, older ones cache_size_limit."""
+    config = torch._dynamo.config
+    name = "recompile_limit" if hasattr(config, "recompile_limit") else "cache_size_limit"
+    setattr(config, name, limit)
+    if hasattr(config, "accumulated_recompile_limit"):
+        config.accumulated_recompile_limit = max(config.accumulated_recompile_limit, limit)
+    if hasattr(config, "fail_on_recompile_limit_hit"):  # raise rather than run eager, silently
+        config.fail_on_recompile_limit_hit = True
+
+
 class TorchCompileBackend(TorchBackend):
+    """One graph per batch size (dynamic=False): the fastest kernels; each new shape compiles
+    once, in prepare(), never inside a timed call. A cell must time what its label says: each
+    new batch size must add a compiled graph, or prepare() raises (dynamo fell back to eager)."""
+
     name = "torch-compile"
+    compiler = "inductor"  # tests use dynamo's "eager" compiler: the same capture, no code generation
+    recompile_limit = 64  # far above the batch sizes of any sweep; the default (8) was hit at ResNet-34
+    resets = 0  # torch._dynamo.reset() calls in this process: a reset drops every backend's graphs
+
+    def __init__(self, options: BackendOptions, **kwargs: Any) -> None:
+        super().__init__(options, **kwargs)
+        self.counts = {"compile_graphs": 0, "graph_breaks": 0}
+        self.compiled_at = 0  # dynamo's graph count after the last compile in prepare()
 
     def _wrap(self, model: torch.nn.Module) -> Any:
-        # One graph per batch size (dynamic=False): the fastest kernels; each new shape
-        # compiles once, in prepare(), never inside a timed call.
-        return torch.compile(model, dynamic=False)
+        torch._dynamo.reset()  # fresh compile state per model: no cache entries left by earlier models
+        TorchCompileBackend.resets += 1
+        self.reset_seen = TorchCompileBackend.resets
+        _set_recompile_limit(self.recompile_limit)
+        return torch.compile(model, dynamic=False, backend=self.compiler)
 
     def prepare(self, images: np.ndarray) -> torch.Tensor:
+        if self.reset_seen != TorchCompileBackend.resets:  # another model reset dynamo: compile again
+            self.compile_s.clear()
+            self.reset_seen = TorchCompileBackend.resets
         x = super().prepare(images)
         batch = x.shape[0]
         if batch not in self.compile_s:
+            before = _dynamo_counts()
             start = time.perf_counter()
             self.run(x)
             self.sync()
             self.compile_s[batch] = time.perf_counter() - start
+            after = _dynamo_counts()
+            graphs = after["graphs"] - before["graphs"]
+            if graphs == 0:
+                raise RuntimeError(f"torch-compile compiled no graph for batch {batch}: dynamo fell back to "
+                                   f"eager (recompile limit {self.recompile_limit}?)")
+            self.counts["compile_graphs"] += graphs
+            self.counts["graph_breaks"] += after["graph_breaks"] - before["graph_breaks"]
+            self.compiled_at = after["graphs"]
         return x
 
     def describe(self) -> dict:
-        return {**super().describe(), "provider": f"torch {torch.__version__} inductor",
-                "compile_s": dict(self.compile_s)}
+        # Graphs compiled after prepare() were compiled inside timed or warm-up calls: recompiles.
+        recompiles = _dynamo_counts()["graphs"] - self.compiled_at if self.compile_s else 0
+        return {**super().describe(), "provider": f"torch {torch.__version__} {self.compiler}",
+                "compile_s": dict(self.compile_s), **self.counts, "recompiles": recompiles}

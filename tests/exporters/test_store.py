@@ -1,4 +1,6 @@
 import json
+import multiprocessing
+from pathlib import Path
 
 import pytest
 
@@ -90,3 +92,29 @@ def test_corrupt_exported_onnx_is_rebuilt(tmp_path):
     assert not again.cached and again.sha256 == first.sha256
     manifest = json.loads((again.path.parent / MANIFEST).read_text())
     assert manifest["files"]["model.onnx"] == again.sha256
+
+
+def _export_when_both_are_ready(store: str, barrier, results) -> None:
+    barrier.wait()
+    (artifact,) = export(SMALL, ExportOptions(out=store))
+    results.put(artifact.row())
+
+
+def test_two_processes_export_the_same_spec_at_once(tmp_path):
+    """Two real processes, started together on an empty store: one builds, the other waits for it
+    and finds the finished artifact; neither fails, and nothing half-built is left."""
+    context = multiprocessing.get_context("spawn")
+    barrier, results = context.Barrier(2), context.Queue()
+    processes = [context.Process(target=_export_when_both_are_ready, args=(str(tmp_path), barrier, results))
+                 for _ in range(2)]
+    for process in processes:
+        process.start()
+    rows = [results.get(timeout=300) for _ in processes]
+    for process in processes:
+        process.join(timeout=60)
+    assert [process.exitcode for process in processes] == [0, 0]
+    assert sorted(row["cached"] for row in rows) == [False, True]  # built once
+    assert rows[0]["path"] == rows[1]["path"] and rows[0]["sha256"] == rows[1]["sha256"]
+    assert [p.name for p in (tmp_path / "onnx").iterdir()] == [Path(rows[0]["path"]).parent.name]
+    (again,) = export(SMALL, ExportOptions(out=tmp_path))
+    assert again.cached and str(again.path) == rows[0]["path"]
