@@ -112,9 +112,9 @@ def cmd_parity(args: argparse.Namespace) -> int:
     return 1 if any(v.status in ("fail", "error") for v in verdicts) else 0
 
 
-SUMMARY_COLUMNS = ["depth", "backend", "precision", "mode", "batch_size", "latency_ms_p50", "latency_ms_p99",
-                   "images_per_s", "roofline_fraction", "threads", "streams", "parity_status", "valid",
-                   "status"]
+SUMMARY_COLUMNS = ["depth", "backend", "precision", "mode", "batch_size", "latency_ms_p50", "latency_ms_p50_low",
+                   "latency_ms_p50_high", "latency_ms_p90_high", "images_per_s", "roofline_fraction", "threads",
+                   "streams", "parity_status", "valid", "status"]
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -128,11 +128,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
         config = harness.resume(run_dir)
         _require_machine(config, "--resume", run_dir)
     else:
-        from resnet_bench.timing import StopRule
+        from dataclasses import replace
+
+        from resnet_bench.timing import SWEEP_RULE
 
         given = {"warmup_iters": args.warmup_iters, "warmup_s": args.warmup_time,
                  "min_iters": args.min_iters, "min_s": args.min_time, "max_s": args.max_time}
-        rule = StopRule(**{k: v for k, v in given.items() if v is not None})
+        rule = replace(SWEEP_RULE, **{k: v for k, v in given.items() if v is not None})
         config = harness.SweepConfig.from_profile(
             args.profile, args.device, depths=args.depths, batches=args.batches, backends=args.backends,
             precisions=args.precisions, modes=args.modes, input_size=args.input_size, threads=args.threads,
@@ -318,7 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", default=None, metavar="RUN_DIR", help="run only the cells missing there")
     p.add_argument("--warmup-iters", type=int, default=None, help="untimed calls per shape (default 20)")
     p.add_argument("--warmup-time", type=float, default=None, help="untimed seconds per shape (default 1)")
-    p.add_argument("--min-iters", type=int, default=None, help="timed calls at least (default 30)")
+    p.add_argument("--min-iters", type=int, default=None, help="timed calls at least (default 36)")
     p.add_argument("--min-time", type=float, default=None, help="timed seconds at least (default 2)")
     p.add_argument("--max-time", type=float, default=None, help="timed seconds at most (default 20)")
     p.add_argument("--cuda-graphs", action="store_true",
@@ -330,7 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
     p.add_argument("--out", default="results/report", help="output folder")
     p.add_argument("--max-latency-ms", type=float, default=None)
-    p.add_argument("--latency-percentile", type=int, default=99, help="50, 90 or 99")
+    p.add_argument("--latency-percentile", type=int, default=90, help="50, 90 or 99")
     p.add_argument("--min-throughput", type=float, default=None, help="images/s")
     p.add_argument("--max-rel-err", type=float, default=None, help="relative L2 error against PyTorch fp32")
     p.add_argument("--precisions", type=str_list, default=None)

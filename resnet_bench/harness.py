@@ -1,8 +1,8 @@
 """The benchmark sweep: depth x backend x precision x mode x batch on one device.
 
 Per (depth, backend, precision): parity against PyTorch fp32 first, then every mode and
-batch size timed through ``timing.measure`` (latency) or ``timing.measure_concurrent``
-(throughput). Each cell becomes one row, written as soon as it finishes; failures are rows.
+batch size timed by the scenario layer (``resnet_bench.scenarios``: latency or throughput).
+Each cell becomes one row, written as soon as it finishes; failures are rows.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +18,7 @@ import numpy as np
 from exporters.pipeline import Exporter, ExportOptions
 from resnet_bench import fingerprint as fp
 from resnet_bench import precision as precision_table
+from resnet_bench import scenarios
 from resnet_bench.architecture import DEPTHS, PAPER_GMACS, check_depth, count_macs
 from resnet_bench.backends import BackendOptions, BackendUnavailable, backend_class
 from resnet_bench.model import synthetic_images
@@ -28,7 +29,7 @@ from resnet_bench.results import RunWriter, cell_id, write_atomic
 from resnet_bench.runner import Opened, open_backend
 from resnet_bench.spec import ModelSpec
 from resnet_bench.telemetry import CellTelemetry
-from resnet_bench.timing import StopRule, measure, measure_concurrent
+from resnet_bench.timing import SWEEP_RULE, StopRule
 
 MODES = ("latency", "throughput")
 DEFAULT_BACKENDS = {"cpu": ("torch", "onnxruntime", "openvino"),
@@ -57,7 +58,7 @@ class SweepConfig:
     threads: int | None = None
     parity_images: int = 32
     artifacts: str = "artifacts"
-    rule: StopRule = field(default_factory=StopRule)
+    rule: StopRule = SWEEP_RULE  # ±1% median precision; StopRule is frozen, so one shared default
     cuda_graphs: bool = False  # torch on CUDA: time CUDA graph replays (latency mode)
 
     def __post_init__(self) -> None:
@@ -243,32 +244,23 @@ class Sweep:
             self._emit(row, samples)
 
     def _measure(self, backend, cell: dict, images: np.ndarray, parity: dict) -> tuple[dict, list[float]]:
-        rule = self.config.rule
-        prepared = backend.prepare(images)
         with CellTelemetry(cell["device"]) as telemetry:
-            if cell["mode"] == "latency":
-                timing = measure(lambda: backend.run(prepared), rule, backend.sync)
-                # Delivered rate: one request at a time, so images / total time = batch / mean latency
-                # (the same closed-loop rule as throughput mode; benchmark_app reports it this way).
-                images_per_s = cell["batch_size"] * 1e3 / timing.stats()["latency_ms_mean"]
-            else:
-                timing = measure_concurrent([backend.worker(prepared) for _ in range(backend.in_flight())], rule)
-                images_per_s = cell["batch_size"] * timing.requests_per_s
+            measured = scenarios.run(cell["mode"], backend, backend.prepare(images), cell["batch_size"],
+                                     self.config.rule)
         info = backend.describe()
-        stats = timing.stats()
-        reasons = timing.invalid_reasons() + telemetry.invalid_reasons()
+        reasons = measured.reasons + telemetry.invalid_reasons()
         if parity["parity_status"] != "pass":
             reasons.append("parity failed")
-        gflops = 2 * count_macs(cell["depth"], cell["variant"], cell["input_size"]) / 1e9 * images_per_s
+        gflops = 2 * count_macs(cell["depth"], cell["variant"], cell["input_size"]) / 1e9 * measured.images_per_s
         peak = self._peak(cell)
-        row = self._row(cell, **stats, **parity, **telemetry.columns(images_per_s),
-                        images_per_s=images_per_s, achieved_gflops=gflops,
-                        roofline_fraction=gflops / peak if peak else None,
+        row = self._row(cell, **measured.stats, **parity, **telemetry.columns(measured.images_per_s),
+                        images_per_s=measured.images_per_s,
+                        achieved_gflops=gflops, roofline_fraction=gflops / peak if peak else None,
                         **{key: info.get(key) for key in RUNTIME_REPORTED},
-                        compute_precision=info.get("compute_precision"),
-                        provider=info.get("provider"), valid=not reasons, invalid_reasons="; ".join(reasons),
+                        compute_precision=info.get("compute_precision"), provider=info.get("provider"),
+                        valid=not reasons, invalid_reasons="; ".join(reasons),
                         status="ok" if parity["parity_status"] == "pass" else "parity_failed", error="")
-        return row, [round(float(s), 6) for s in timing.samples_ms]
+        return row, measured.samples_ms
 
 
 def new_run_dir(root: Path, device: str) -> Path:

@@ -15,7 +15,7 @@ import pandas as pd
 
 from resnet_bench.flops import flops_rows
 from resnet_bench.results import load
-from resnet_bench.selection import Constraints, select
+from resnet_bench.selection import Constraints, select, with_bounds
 
 
 @dataclass
@@ -120,9 +120,13 @@ def batch_section(frame: pd.DataFrame, out: Path) -> Section:
     if ok.empty:
         section.text.append("No cells ran.")
         return section
-    columns = ["machine", "depth", "backend", "precision", "mode", "batch_size", "latency_ms_p50",
-               "latency_ms_p90", "latency_ms_p99", "images_per_s", "streams", "valid"]
-    section.tables.append(("", ok.sort_values(columns[:6])[columns]))
+    columns = ["machine", "depth", "backend", "precision", "mode", "batch_size", "iterations", "latency_ms_p50",
+               "latency_ms_p50_low", "latency_ms_p50_high", "median_precision", "latency_ms_p90_high",
+               "latency_ms_p99_high", "images_per_s", "streams", "valid"]
+    section.text.append("p50 with its 95% interval (`_low`, `_high`: order statistics, distribution-free) and "
+                        "`median_precision`, the interval's relative half-width; p90/p99 as their 95% upper "
+                        "bounds, empty where the samples cannot bound them (column `unbounded` says why).")
+    section.tables.append(("", ok.sort_values(columns[:6]).reindex(columns=columns)))
 
     def draw(ax):
         for (machine, depth, backend, precision, mode), group in ok.groupby(
@@ -154,6 +158,7 @@ def selection_section(frame: pd.DataFrame, constraints: Constraints, out: Path) 
     latency = constraints.latency_column
     columns = ["machine", "depth", "device", "backend", "precision", "mode", "batch_size", latency,
                "images_per_s", "rel_l2_err", "valid"]
+    frame = with_bounds(frame, constraints)
     if not selection.qualifying.empty:
         section.tables.append(("Qualifying configurations, best first", selection.qualifying[columns].head(20)))
     if not selection.pareto.empty:
@@ -167,7 +172,7 @@ def selection_section(frame: pd.DataFrame, constraints: Constraints, out: Path) 
                 ax.plot(group[latency], group.images_per_s, marker="o", label=f"ResNet-{depth} Pareto front")
             if constraints.max_latency_ms:
                 ax.axvline(constraints.max_latency_ms, color="red", linestyle=":", label="latency budget")
-            ax.set_xlabel(f"p{constraints.latency_percentile} latency (ms)")
+            ax.set_xlabel(f"p{constraints.latency_percentile} latency, 95% upper bound (ms)")
             ax.set_ylabel("images/s")
             ax.set_title("Latency against throughput")
 
@@ -175,16 +180,47 @@ def selection_section(frame: pd.DataFrame, constraints: Constraints, out: Path) 
     return section
 
 
+# Validity reasons by kind (the start of each reason the timing and the harness write).
+REASON_KINDS = {
+    "median known within": "median not known within the target precision",
+    "median has no": "too few samples for a median interval",
+    "drift": "drift between the first and last third",
+    "too few iterations": "fewer iterations than the rule's minimum (max time reached)",
+    "parity failed": "parity failed",
+    "cv ": "CV above 5% (the rule of results schema 1)",
+}
+
+
+def reason_counts(frame: pd.DataFrame) -> dict[str, int]:
+    """How many cells each kind of validity reason marks invalid."""
+    counts: dict[str, int] = {}
+    for reasons in frame.get("invalid_reasons", pd.Series(dtype=object)).dropna():
+        kinds = {next((kind for start, kind in REASON_KINDS.items() if part.startswith(start)), part)
+                 for part in str(reasons).split("; ") if part}
+        for kind in kinds:
+            counts[kind] = counts.get(kind, 0) + 1
+    return dict(sorted(counts.items(), key=lambda item: -item[1]))
+
+
 def validity_section(frame: pd.DataFrame, fingerprints: dict[str, dict]) -> Section:
     bad = frame[(frame.status != "ok") | (frame.valid.astype(str) != "True")]
     columns = ["machine", "depth", "backend", "precision", "device", "mode", "batch_size", "status",
-               "invalid_reasons", "error"]
+               "iterations", "median_precision", "drift", "cv", "invalid_reasons", "error"]
     keys = ["fingerprint_id", "cpu_model", "cpus_available", "cpu_quota", "gpu_name", "gpu_compute_capability",
             "gpu_driver", "cuda", "torch", "onnxruntime", "openvino", "tensorrt", "python", "git_commit",
             "git_dirty"]
     prints = pd.DataFrame({machine: {k: fp.get(k) for k in keys} for machine, fp in fingerprints.items()})
-    text = [f"{len(bad)} of {len(frame)} cells are failed, unavailable or invalid; none is dropped."]
-    return Section("6. Validity", text, [("Cells that are not ok and valid", bad[columns]),
+    ran = frame[frame.status.isin(["ok", "parity_failed"])]
+    text = [f"{len(bad)} of {len(frame)} cells are failed, unavailable or invalid; none is dropped.",
+            "A cell is valid when its median is known within the target precision (the relative half-width "
+            "of its 95% interval), the medians of its first and last third of samples differ by at most 3x "
+            "that target (no drift), it reached the rule's minimum iterations and it passed parity. CV is shown, "
+            "not judged: it describes the machine, not the estimate."]
+    counts = reason_counts(ran[ran.valid.astype(str) != "True"])
+    if counts:
+        text.append("Invalid cells that ran, by reason (a cell may have several): "
+                    + "; ".join(f"{kind}: {count}" for kind, count in counts.items()) + ".")
+    return Section("6. Validity", text, [("Cells that are not ok and valid", bad.reindex(columns=columns)),
                                          ("Fingerprints of the runs", prints.reset_index(names="key"))])
 
 

@@ -13,17 +13,9 @@ from pathlib import Path
 
 import pandas as pd
 
-COLUMNS = [
-    "run_id", "cell_id", "depth", "variant", "backend", "precision", "device", "mode", "batch_size",
-    "input_size", "iterations", "latency_ms_p50", "latency_ms_p90", "latency_ms_p99",
-    "latency_ms_mean", "latency_ms_std", "latency_ms_min", "latency_ms_max", "cv", "images_per_s",
-    "gmacs", "paper_gmacs", "achieved_gflops", "peak_gflops", "roofline_fraction", "parity_status",
-    "rel_l2_err", "top1_agreement", "threads", "in_flight", "threads_per_request", "streams",
-    "compile_graphs", "graph_breaks", "recompiles", "compute_precision", "provider",
-    "export_s", "export_cached", "load_s", "valid", "invalid_reasons", "status", "error",
-    "fingerprint_id", "cuda_graphs", "host_peak_rss_mb", "gpu_sm_clock_mhz", "gpu_mem_clock_mhz", "gpu_power_w",
-    "gpu_temp_c", "gpu_mem_used_mb", "energy_per_image_j", "gpu_throttle", "telemetry_note",
-]
+from resnet_bench.schema import SCHEMA_VERSION, column_names
+
+COLUMNS = column_names()
 KEY = ("depth", "variant", "backend", "precision", "device", "mode", "batch_size", "input_size")
 
 
@@ -54,6 +46,7 @@ class RunWriter:
         if samples_ms is not None:
             write_atomic(self.dir / "samples" / f"{row['cell_id']}.json",
                          json.dumps({"cell_id": row["cell_id"], "samples_ms": samples_ms}))
+        row = {**row, "schema_version": SCHEMA_VERSION}
         self.rows.append({column: row.get(column) for column in COLUMNS})
         write_atomic(self.csv, pd.DataFrame(self.rows, columns=COLUMNS).to_csv(index=False))
 
@@ -66,12 +59,21 @@ class RunWriter:
 
 
 def load(path: str | os.PathLike) -> pd.DataFrame:
-    """A run directory (or its results.csv) as a DataFrame, one row per cell."""
+    """A run directory (or its results.csv) as a DataFrame, one row per cell.
+
+    Rows without ``schema_version`` (written before it existed) are version 1; a file with
+    rows newer than this code's schema is refused (its columns may mean something else)."""
     path = Path(path)
     csv = path / "results.csv" if path.is_dir() else path
     if not csv.is_file():
         raise ValueError(f"no results.csv in {path}")
-    return pd.read_csv(csv, keep_default_na=True).astype({"valid": "boolean"}, errors="ignore")
+    frame = pd.read_csv(csv, keep_default_na=True).astype({"valid": "boolean"}, errors="ignore")
+    versions = frame.get("schema_version", pd.Series(dtype=float)).reindex(frame.index).fillna(1).astype(int)
+    newest = int(versions.max()) if len(versions) else 1
+    if newest > SCHEMA_VERSION:
+        raise ValueError(f"{csv} has results schema version {newest}; this resnet-bench reads up to "
+                         f"{SCHEMA_VERSION}: update it")
+    return frame.assign(schema_version=versions)
 
 
 def load_samples(run_dir: str | os.PathLike, cell: str) -> list[float]:

@@ -14,7 +14,7 @@ from resnet_bench import fingerprint, harness, results
 from resnet_bench.harness import Sweep, SweepConfig
 from resnet_bench.timing import StopRule
 
-QUICK_RULE = StopRule(warmup_iters=2, warmup_s=0.0, min_iters=5, min_s=0.1, max_s=2.0)
+QUICK_RULE = StopRule(warmup_iters=2, warmup_s=0.0, min_iters=6, min_s=0.1, max_s=10.0)  # 6: a bounded median
 
 
 def small_config(store_dir, **overrides):
@@ -40,7 +40,7 @@ def test_every_cell_is_one_row_with_every_column(small_run, resnet18_model):
     assert set(ok.backend) == {"torch", "onnxruntime"} and len(ok) == 8
     for row in ok.itertuples():  # each figure is reproducible from the raw samples kept beside it
         assert np.median(results.load_samples(small_run, row.cell_id)) == pytest.approx(row.latency_ms_p50, abs=1e-5)
-    assert (ok.iterations >= 5).all() and (ok.images_per_s > 0).all()
+    assert (ok.iterations >= 6).all() and (ok.images_per_s > 0).all()
     assert (ok.parity_status == "pass").all() and (ok.rel_l2_err < 1e-5).all()
     # a network cannot outrun a large GEMM on the same CPUs, nor a CPU 64 fp32 FLOPs a cycle at 6 GHz
     assert ((0 < ok.roofline_fraction) & (ok.roofline_fraction < 1)).all()
@@ -52,6 +52,22 @@ def test_every_cell_is_one_row_with_every_column(small_run, resnet18_model):
     # throughput rows run several requests at once, latency rows one
     assert set(ok[ok["mode"] == "latency"].streams) == {1}
     assert (ok[ok["mode"] == "throughput"].streams >= 2).all()
+
+
+def test_every_timed_cell_has_its_median_interval_and_says_what_it_cannot_bound(small_run):
+    ok = results.load(small_run).query("status == 'ok'")
+    assert (ok.schema_version == 2).all() and ok.median_precision.notna().all()
+    assert ((ok.latency_ms_p50_low <= ok.latency_ms_p50) & (ok.latency_ms_p50 <= ok.latency_ms_p50_high)).all()
+    short = ok[ok.iterations < 368]  # too few samples for a p99 upper bound: empty and said, not the max
+    assert len(short) and short.latency_ms_p99.isna().all() and short.latency_ms_p99_high.isna().all()
+    assert short.unbounded.str.contains("p99: a 95% upper bound needs >= 368 samples, have ").all()
+    assert (ok.valid == ok.invalid_reasons.isna()).all()  # valid exactly when no reason is given
+
+
+def test_the_sweep_rule_survives_the_config_file():
+    config = SweepConfig()
+    assert config.rule.target_precision == 0.01
+    assert SweepConfig.from_json(json.loads(json.dumps(config.to_json()))).rule == config.rule
 
 
 def test_unavailable_backend_is_rows_with_the_reason(small_run):
@@ -130,7 +146,7 @@ def test_kill_mid_sweep_then_resume_runs_only_missing_cells(tmp_path, store_dir,
     after = pd.read_csv(csv)
     assert len(after) == 8 and after.cell_id.is_unique
     kept = after.set_index("cell_id").loc[before.cell_id]
-    assert (kept.latency_ms_p50.values == before.latency_ms_p50.values).all()  # not re-measured
+    assert (kept.latency_ms_mean.values == before.latency_ms_mean.values).all()  # not re-measured
     assert {row["run_dir"] for row in json.loads(result.stdout)} == {str(csv.parent)}  # stdout is JSON only
 
 

@@ -4,7 +4,7 @@ import shutil
 import pytest
 
 from resnet_bench.cli import main
-from resnet_bench.report import build_report, load_runs
+from resnet_bench.report import build_report, load_runs, reason_counts, validity_section
 from resnet_bench.selection import Constraints
 
 SECTIONS = ["## 1. Table 1, reproduced", "## 2. Speed against FLOPs", "## 3. Batch scaling",
@@ -17,7 +17,7 @@ def run_dir(tmp_path_factory, store_dir, small_artifacts):
     from resnet_bench.timing import StopRule
     config = harness.SweepConfig(depths=(18,), batches=(1, 2), backends=("onnxruntime", "openvino", "tensorrt"),
                                  input_size=64, parity_images=8, artifacts=str(store_dir),
-                                 rule=StopRule(warmup_iters=2, warmup_s=0, min_iters=5, min_s=0.1, max_s=2))
+                                 rule=StopRule(warmup_iters=2, warmup_s=0, min_iters=6, min_s=0.1, max_s=10))
     path = tmp_path_factory.mktemp("runs") / "run-a"
     harness.start(config, path)
     harness.Sweep(config, path).run()
@@ -25,7 +25,8 @@ def run_dir(tmp_path_factory, store_dir, small_artifacts):
 
 
 def test_report_has_all_six_sections_and_plots(tmp_path, run_dir):
-    report = build_report([run_dir], tmp_path, Constraints(max_latency_ms=1000))
+    # p50: 6 samples bound it, so the cells qualify however slow a loaded machine makes them
+    report = build_report([run_dir], tmp_path, Constraints(max_latency_ms=1000, latency_percentile=50))
     text = report.read_text()
     for title in SECTIONS:
         assert title in text
@@ -40,7 +41,7 @@ def test_report_has_all_six_sections_and_plots(tmp_path, run_dir):
 
 def test_nothing_qualifies_is_explained(tmp_path, run_dir):
     text = build_report([run_dir], tmp_path, Constraints(max_latency_ms=0.001)).read_text()
-    assert "nothing meets p99 latency <= 0.001 ms" in text and "Closest:" in text
+    assert "nothing meets p90 latency <= 0.001 ms (95% upper bound)" in text and "Closest:" in text
 
 
 def test_two_machines_stay_apart(tmp_path, run_dir):
@@ -62,3 +63,34 @@ def test_cli_report_and_bad_input(tmp_path, run_dir, capsys):
     assert main(["report", str(tmp_path / "nope"), "--out", str(tmp_path)]) == 2
     assert "no results.csv" in capsys.readouterr().err
     assert main(["report", str(run_dir), "--latency-percentile", "95"]) == 2
+
+
+def test_report_shows_the_median_interval_of_every_cell(tmp_path, run_dir):
+    text = build_report([run_dir], tmp_path).read_text()
+    frame, _ = load_runs([run_dir])
+    ran = frame[frame.status == "ok"]
+    assert len(ran) == 8 and ran.latency_ms_p50_low.notna().all() and ran.latency_ms_p50_high.notna().all()
+    assert "latency_ms_p50_low" in text and "median_precision" in text
+
+
+def test_validity_section_counts_the_new_reasons():
+    """Reasons as the timing writes them, for samples of known shape: a steady slowdown
+    (drift, and a wide median) and a cell stopped before its minimum iterations."""
+    import numpy as np
+    import pandas as pd
+
+    from resnet_bench.timing import Timing
+
+    slowing = Timing(np.linspace(10, 20, 60), 0, 36).invalid_reasons()
+    short = Timing(np.full(20, 10.0), 0, 36).invalid_reasons()
+    assert [r.split(" ")[0] for r in slowing] == ["median", "drift:"]
+    assert short == ["too few iterations: 20 < 36 (max time reached)"]
+    frame = pd.DataFrame([
+        dict(machine="m", depth=18, backend="torch", precision="fp32", device="cpu", mode="latency", batch_size=b,
+             status="ok", valid=not reasons, invalid_reasons="; ".join(reasons), error="")
+        for b, reasons in ((1, slowing), (2, short), (4, []))])
+    assert reason_counts(frame[~frame.valid]) == {"median not known within the target precision": 1,
+                                                  "drift between the first and last third": 1,
+                                                  "fewer iterations than the rule's minimum (max time reached)": 1}
+    text = " ".join(validity_section(frame, {}).text)
+    assert "2 of 3 cells" in text and "drift between the first and last third: 1" in text

@@ -1,15 +1,23 @@
+import math
+
 import pandas as pd
 import pytest
 
 from resnet_bench.selection import Constraints, pareto_front, select
 
 
-def cell(backend, batch, p99, ips, depth=50, precision="fp32", device="cpu", status="ok", parity="pass",
-         rel=1e-6, valid=True, mode="latency", machine="m1"):
+def cell(backend, batch, p90_high, ips, depth=50, precision="fp32", device="cpu", status="ok", parity="pass",
+         rel=1e-6, valid=True, mode="latency", machine="m1", unbounded=""):
+    """A row as the harness writes it; ``p90_high`` is the upper end of p90's 95% interval."""
+    p99 = math.nan if "p99" in unbounded else p90_high * 1.2
     return dict(machine=machine, device=device, backend=backend, precision=precision, mode=mode,
-                batch_size=batch, depth=depth, latency_ms_p50=p99 * 0.8, latency_ms_p90=p99 * 0.9,
-                latency_ms_p99=p99, images_per_s=ips, status=status, parity_status=parity, rel_l2_err=rel,
-                valid=valid, invalid_reasons="" if valid else "cv 9.0% > 5%")
+                batch_size=batch, depth=depth, latency_ms_p50=p90_high * 0.8, latency_ms_p50_low=p90_high * 0.78,
+                latency_ms_p50_high=p90_high * 0.82, latency_ms_p90=p90_high * 0.95, latency_ms_p90_high=p90_high,
+                latency_ms_p99=p99, latency_ms_p99_high=p99, unbounded=unbounded, images_per_s=ips,
+                status=status, parity_status=parity, rel_l2_err=rel, valid=valid,
+                invalid_reasons="" if valid else "median known within ±3.0%, target ±1.0%")
+
+UNBOUNDED_P99 = "p99: a 95% upper bound needs >= 368 samples, have 60"
 
 
 @pytest.fixture
@@ -55,8 +63,9 @@ def test_nothing_qualifies_names_the_constraint_and_the_gap(frame):
     selection = select(frame, Constraints(max_latency_ms=30, precisions=("fp32",), depths=(50,)))
     assert selection.picks == [] and len(selection.misses) == 1
     miss = selection.misses[0]
-    assert "nothing meets p99 latency <= 30 ms" in miss
-    assert "onnxruntime fp32 latency batch 1 on cpu (m1): p99 latency 60.0 ms is 100% over 30 ms" in miss
+    assert "nothing meets p90 latency <= 30 ms (95% upper bound)" in miss
+    assert ("onnxruntime fp32 latency batch 1 on cpu (m1): p90 latency up to 60.0 ms (95% bound) is 100% over "
+            "30 ms") in miss
 
 
 def test_throughput_miss(frame):
@@ -64,22 +73,46 @@ def test_throughput_miss(frame):
     assert "110.0 images/s is 82% short of 200" in miss
 
 
-def test_noisy_pick_says_so(frame):
+def test_invalid_pick_says_why(frame):
     frame.loc[0, "valid"] = False
-    frame.loc[0, "invalid_reasons"] = "cv 9.0% > 5%"
+    frame.loc[0, "invalid_reasons"] = "drift: median moved +4.0% from the first to the last third (limit ±3.0%)"
     pick = select(frame, Constraints(max_latency_ms=100, precisions=("fp32",), depths=(50,))).picks[0]
-    assert "noisy cell: cv 9.0% > 5%" in pick["reason"]
+    assert "not a valid cell: drift: median moved +4.0%" in pick["reason"]
 
 
 def test_pareto_front():
     rows = pd.DataFrame([cell("a", 1, 10, 100), cell("b", 8, 50, 300), cell("c", 8, 60, 200),
                          cell("d", 32, 200, 400)])
-    assert list(pareto_front(rows, "latency_ms_p99").backend) == ["a", "b", "d"]
+    assert list(pareto_front(rows, "latency_ms_p90_high").backend) == ["a", "b", "d"]
 
 
 def test_percentile_choice(frame):
     selection = select(frame, Constraints(max_latency_ms=50, latency_percentile=50, precisions=("fp32",),
                                           depths=(50,)))
-    assert selection.picks[0]["row"].latency_ms_p50 == 48  # p99 60 ms, p50 48 ms
+    assert selection.picks[0]["row"].latency_ms_p50_high == pytest.approx(49.2)  # p90 bound 60, p50 bound 49.2
     with pytest.raises(ValueError, match="percentile"):
         Constraints(latency_percentile=95)
+
+
+def test_budget_holds_the_upper_bound_not_the_point(frame):
+    """p90 is 57 ms, but all the samples say is that it is at most 60 ms: a 58 ms budget fails."""
+    selection = select(frame, Constraints(max_latency_ms=58, precisions=("fp32",), depths=(50,)))
+    assert selection.picks == [] and "p90 latency up to 60.0 ms (95% bound) is 3% over 58 ms" in selection.misses[0]
+
+
+def test_unbounded_percentile_is_excluded_with_the_reason():
+    rows = pd.DataFrame([cell("onnxruntime", 1, 60, 16, unbounded=UNBOUNDED_P99),
+                         cell("openvino", 1, 400, 3)])
+    selection = select(rows, Constraints(max_latency_ms=100, latency_percentile=99))
+    assert selection.picks == []
+    assert f"onnxruntime fp32 latency batch 1 on cpu (m1): p99 unbounded ({UNBOUNDED_P99})" in selection.misses[0]
+    assert list(selection.pareto.backend) == ["openvino"]  # a cell with no p99 bound is not on the front
+    # the same cells at p90, which both bound: the fast one qualifies
+    assert select(rows, Constraints(max_latency_ms=100)).picks[0]["row"].backend == "onnxruntime"
+
+
+def test_rows_without_intervals_never_meet_a_latency_budget():
+    old = pd.DataFrame([cell("onnxruntime", 1, 60, 16)]).drop(columns=["latency_ms_p90_high", "unbounded"])
+    (miss,) = select(old, Constraints(max_latency_ms=100)).misses
+    assert "p90 unbounded (results schema 1 rows have no intervals)" in miss
+    assert select(old, Constraints(min_throughput=10)).picks[0]["row"].backend == "onnxruntime"

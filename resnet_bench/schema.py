@@ -1,0 +1,160 @@
+"""The one typed definition of a result row.
+
+It generates the CSV header (``results.COLUMNS``), ``results/schema.json`` (JSON Schema
+draft 2020-12) and the README's table of columns. ``SCHEMA_VERSION`` goes into every row;
+code refuses rows of a newer version, and reads rows without the column as version 1.
+
+    python -m resnet_bench.schema     # rewrites results/schema.json and the README's table
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+# 1: up to issue 10 (no column). 2: percentile intervals, unbounded, median_precision, drift, threads
+# per request, torch-compile counts, GPU telemetry.
+SCHEMA_VERSION = 2
+TYPES = {"string": str, "integer": int, "number": float, "boolean": bool}
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str  # a JSON Schema type: string, integer, number, boolean
+    unit: str  # "" when the value has none
+    description: str
+    required: bool = False  # present in every row, failed cells included
+
+    def __post_init__(self) -> None:
+        if self.type not in TYPES:
+            raise ValueError(f"column {self.name}: type must be one of {', '.join(TYPES)}, got {self.type!r}")
+
+
+def _percentile(q: int) -> tuple[Column, ...]:
+    return (
+        Column(f"latency_ms_p{q}", "number", "ms", f"p{q} of the request latencies; empty when unbounded"),
+        Column(f"latency_ms_p{q}_low", "number", "ms",
+               f"lower end of the 95% distribution-free interval of p{q} (an order statistic)"),
+        Column(f"latency_ms_p{q}_high", "number", "ms",
+               "upper end of that interval; empty when the samples cannot bound it"),
+    )
+
+
+ROW: tuple[Column, ...] = (
+    Column("run_id", "string", "", "the run directory's name", True),
+    Column("cell_id", "string", "", "depth-variant-backend-precision-device-mode-batch-input", True),
+    Column("depth", "integer", "layers", "ResNet depth: 18, 34, 50, 101, 152", True),
+    Column("variant", "string", "", "v1 (the paper's bottleneck stride) or v1.5 (torchvision)", True),
+    Column("backend", "string", "", "torch, torch-compile, onnxruntime, openvino, tensorrt", True),
+    Column("precision", "string", "", "precision asked for: fp32, fp16, bf16", True),
+    Column("device", "string", "", "cpu or cuda", True),
+    Column("mode", "string", "", "latency (one request at a time) or throughput (several in flight)", True),
+    Column("batch_size", "integer", "images", "images per request", True),
+    Column("input_size", "integer", "pixels", "height and width of the input images", True),
+    Column("iterations", "integer", "requests", "timed samples kept"),
+    *_percentile(50),
+    *_percentile(90),
+    *_percentile(99),
+    Column("latency_ms_mean", "number", "ms", "mean request latency"),
+    Column("latency_ms_std", "number", "ms", "standard deviation of the request latencies"),
+    Column("latency_ms_min", "number", "ms", "fastest request"),
+    Column("latency_ms_max", "number", "ms", "slowest request"),
+    Column("cv", "number", "fraction", "coefficient of variation, std / mean (describes the machine)"),
+    Column("median_precision", "number", "fraction",
+           "relative half-width of the median's 95% interval, (p50_high - p50_low) / 2 / p50"),
+    Column("drift", "number", "fraction", "median of the last third of the samples over the first third, minus 1"),
+    Column("unbounded", "string", "", "percentiles the samples cannot bound, and how many samples they need"),
+    Column("images_per_s", "number", "images/s",
+           "latency mode: batch / mean latency; throughput mode: batch x in-flight / mean latency"),
+    Column("gmacs", "number", "GMACs", "analytic multiply-adds per image (convs + fc), 1e9"),
+    Column("paper_gmacs", "number", "GMACs", "the paper's Table 1 figure, 1e9 multiply-adds"),
+    Column("achieved_gflops", "number", "GFLOP/s", "2 x gmacs x images_per_s"),
+    Column("peak_gflops", "number", "GFLOP/s", "GEMM roof measured in the same run on the same threads"),
+    Column("roofline_fraction", "number", "fraction", "achieved_gflops / peak_gflops"),
+    Column("parity_status", "string", "", "pass, fail or error against PyTorch fp32"),
+    Column("rel_l2_err", "number", "fraction", "relative L2 error of the logits against PyTorch fp32"),
+    Column("top1_agreement", "number", "fraction", "share of images whose top-1 class matches PyTorch fp32"),
+    Column("threads", "integer", "threads", "threads the runtime reports it used, in total for the cell"),
+    Column("in_flight", "integer", "requests", "requests in flight (1 in latency mode)"),
+    Column("threads_per_request", "integer", "threads", "threads each request runs on"),
+    Column("streams", "integer", "requests", "streams the runtime runs (OpenVINO NUM_STREAMS, else in_flight)"),
+    Column("compile_graphs", "integer", "graphs", "torch-compile: graphs compiled before timing"),
+    Column("graph_breaks", "integer", "breaks", "torch-compile: graph breaks while compiling"),
+    Column("recompiles", "integer", "graphs", "torch-compile: graphs compiled during warm-up or timing (0 expected)"),
+    Column("compute_precision", "string", "", "the precision the runtime says it computes in"),
+    Column("provider", "string", "", "runtime, version and execution provider"),
+    Column("export_s", "number", "s", "time to export the artifact (from its manifest when cached)"),
+    Column("export_cached", "boolean", "", "the artifact came from the store"),
+    Column("load_s", "number", "s", "session creation / compilation time"),
+    Column("valid", "boolean", "",
+           "median known within the target precision, no drift, enough iterations, parity passed"),
+    Column("invalid_reasons", "string", "", "why valid is false, '; '-separated"),
+    Column("status", "string", "", "ok, parity_failed, unavailable, oom or error", True),
+    Column("error", "string", "", "the reason when status is not ok"),
+    Column("fingerprint_id", "string", "", "hash of the machine's hard fingerprint keys"),
+    Column("cuda_graphs", "boolean", "", "torch on CUDA: CUDA graph replays were timed"),
+    Column("host_peak_rss_mb", "number", "MiB", "the process's peak resident memory during the cell"),
+    Column("gpu_sm_clock_mhz", "number", "MHz", "mean SM clock over the cell (NVML)"),
+    Column("gpu_mem_clock_mhz", "number", "MHz", "mean memory clock over the cell (NVML)"),
+    Column("gpu_power_w", "number", "W", "mean power over the cell, from the total-energy counter"),
+    Column("gpu_temp_c", "number", "°C", "highest GPU temperature seen during the cell"),
+    Column("gpu_mem_used_mb", "number", "MiB", "highest device memory used (whole GPU)"),
+    Column("energy_per_image_j", "number", "J", "gpu_power_w / images_per_s; empty under MIG"),
+    Column("gpu_throttle", "string", "", "NVML clock-event reasons seen during the cell (any makes it invalid)"),
+    Column("telemetry_note", "string", "", "why telemetry is partial"),
+    Column("schema_version", "integer", "", f"version of this row definition ({SCHEMA_VERSION})", True),
+)
+
+
+def column_names() -> list[str]:
+    return [column.name for column in ROW]
+
+
+def json_schema() -> dict:
+    properties = {}
+    for column in ROW:
+        description = f"{column.description} [{column.unit}]" if column.unit else column.description
+        kind = column.type if column.required else [column.type, "null"]
+        properties[column.name] = {"type": kind, "description": description}
+    properties["schema_version"]["maximum"] = SCHEMA_VERSION
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": f"resnet-bench result row, schema version {SCHEMA_VERSION}",
+        "type": "object",
+        "properties": properties,
+        "required": [column.name for column in ROW if column.required],
+    }
+
+
+def schema_text() -> str:
+    return json.dumps(json_schema(), indent=2) + "\n"
+
+
+def markdown_table() -> str:
+    lines = ["| column | type | unit | meaning |", "|---|---|---|---|"]
+    lines += [f"| `{c.name}` | {c.type} | {c.unit} | {c.description} |" for c in ROW]
+    return "\n".join(lines) + "\n"
+
+
+SCHEMA_FILE = Path(__file__).resolve().parent.parent / "results" / "schema.json"
+
+
+README = SCHEMA_FILE.parent.parent / "README.md"
+
+
+def write_schema(path: str | Path = SCHEMA_FILE, readme: str | Path = README) -> Path:
+    """Rewrite results/schema.json and the column table in the README (the lines from its header
+    row to the first line that is not a table row)."""
+    path = Path(path)
+    path.write_text(schema_text())
+    lines = Path(readme).read_text().splitlines(keepends=True)
+    start = lines.index(markdown_table().splitlines(keepends=True)[0])
+    end = next((i for i in range(start, len(lines)) if not lines[i].startswith("|")), len(lines))
+    Path(readme).write_text("".join(lines[:start]) + markdown_table() + "".join(lines[end:]))
+    return path
+
+
+if __name__ == "__main__":
+    print(write_schema())
