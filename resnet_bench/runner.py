@@ -9,8 +9,8 @@ from exporters.pipeline import Exporter
 from resnet_bench.backends import Backend, BackendOptions, BackendUnavailable, backend_class
 
 # Which artifact precision a backend precision runs from. bf16 is a compute precision
-# chosen at load time from fp32 weights.
-ARTIFACT_PRECISION = {"fp32": "fp32", "fp16": "fp16", "bf16": "fp32"}
+# chosen at load time from fp32 weights; int8 runs a quantized artifact (QDQ ONNX, NNCF IR).
+ARTIFACT_PRECISION = {"fp32": "fp32", "fp16": "fp16", "bf16": "fp32", "int8": "int8"}
 
 
 @dataclass

@@ -15,7 +15,7 @@ PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
 class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
     target = "onnx"
-    precisions = {"cpu": ("fp32", "fp16"), "cuda": ("fp32", "fp16")}
+    precisions = {"cpu": ("fp32", "fp16", "int8"), "cuda": ("fp32", "fp16")}  # int8: a static QDQ model
 
     @classmethod
     def unavailable_reason(cls, options: BackendOptions) -> str | None:
