@@ -11,10 +11,11 @@ matters is the spread of d, and the cell's logit noise is
     noise = 95th percentile over the images of |d|
 
 An image whose margin exceeds it can flip only when its d is in the cell's worst 5% (or when
-a third class overtakes, which needs a larger error still). Agreement over those images is
-near 100% for a cell whose error is spread evenly; well below means the errors concentrate on
-the decisions (a real accuracy problem, not noise). The count of such images is reported
-beside it: with few, the figure says little, and the error metrics judge the cell.
+a third class overtakes, which needs a larger error still). So the figure answers: are the
+disagreements only coin tosses (100%), or do some land on clear decisions (below)? By
+construction at most 5% of all images can flip above the noise, so it describes, it does not
+judge: the error metrics judge a seeded-model cell. The count of such images is reported
+beside it; with few, the figure says little.
 """
 
 from __future__ import annotations

@@ -63,19 +63,24 @@ def _openvino_int8_matmul(n: int, threads: int) -> Callable[[], object]:
     """OpenVINO: u8 input and s8 weights with dequantization scales (the pattern NNCF
     writes), which the CPU plugin runs as an int8 oneDNN inner product."""
     import openvino as ov
-    from openvino import opset13 as ops
 
     a, b = _operands(n)
-    x = ops.parameter([n, n], ov.Type.u8, name="a")
-    xf = ops.multiply(ops.convert(x, ov.Type.f32), ops.constant(np.float32(0.01)))
-    w = ops.multiply(ops.convert(ops.constant(b.T.copy()), ov.Type.f32), ops.constant(np.float32(0.01)))
-    model = ov.Model([ops.matmul(xf, w, False, True)], [x], "int8_gemm")
-    compiled = ov.Core().compile_model(model, "CPU", {"INFERENCE_NUM_THREADS": threads,
+    compiled = ov.Core().compile_model(_openvino_int8_model(a, b), "CPU", {"INFERENCE_NUM_THREADS": threads,
                                                       "PERFORMANCE_HINT": "LATENCY",
                                                       "INFERENCE_PRECISION_HINT": "f32"})
     request = compiled.create_infer_request()
-    request.set_input_tensor(ov.Tensor(a, shared_memory=True))
+    request.set_input_tensor(ov.Tensor(a))  # a copy: the array goes out of scope here
     return lambda: request.infer()
+
+
+def _openvino_int8_model(a: np.ndarray, b: np.ndarray):
+    import openvino as ov
+    from openvino import opset13 as ops
+
+    x = ops.parameter(list(a.shape), ov.Type.u8, name="a")
+    xf = ops.multiply(ops.convert(x, ov.Type.f32), ops.constant(np.float32(0.01)))
+    w = ops.multiply(ops.convert(ops.constant(b.T.copy()), ov.Type.f32), ops.constant(np.float32(0.01)))
+    return ov.Model([ops.matmul(xf, w, False, True)], [x], "int8_gemm")
 
 
 INT8_GEMMS: dict[str, Callable[[int, int], Callable[[], object]]] = {

@@ -11,9 +11,6 @@ import numpy as np
 class Tolerance:
     max_rel_l2: float  # ||y - ref|| / ||ref|| over the whole batch of logits
     min_top1: float  # fraction of images whose top-1 class agrees with the reference
-    # the same, over the images whose fp32 top-1 margin exceeds the cell's logit noise
-    # (accuracy.py); 0: not judged
-    min_confident_top1: float = 0.0
     # with real weights and images: top-1 agreement over all images (parity.accuracy_verdict)
     min_real_top1: float = 0.99
 
@@ -22,17 +19,17 @@ class Tolerance:
 # 1e-4 leaves room for summation order and catches any real change (one tampered weight
 # gives ~1e-2). fp16 (and fp16-compressed weights) round every weight: ~1e-2 measured.
 #
-# bf16 and int8 are judged on the seeded model by their error, not by top-1 over all images:
-# its top-1 margins are so small that a rounding error flips many decisions that were coin
-# tosses in fp32. Top-1 is judged over the images whose margin exceeds the cell's own logit
-# noise (accuracy.py), and with real weights and images by accuracy (parity.accuracy_verdict).
+# bf16 and int8 are judged on the seeded model by their error, not by top-1: its top-1 margins
+# are so small that a rounding error flips many decisions that were coin tosses in fp32. The
+# agreement over the images whose margin exceeds the cell's logit noise (accuracy.py) is
+# reported beside it; with real weights and images, parity.accuracy_verdict judges by top-1.
 # Measured on 32 seeded images at 224x224 (AMD EPYC Zen 4, AVX512-BF16/VNNI):
 # - bf16 (torch, OpenVINO): rel L2 0.027-0.031 (ResNet-18), 0.056-0.065 (ResNet-50); top-1
-#   over all images 0.91-0.97; over the 19-26 images above the noise 1.0. bf16 keeps 8 bits of
+#   over all images 0.91-0.97, over the 19-26 images above the noise 1.0. bf16 keeps 8 bits of
 #   mantissa (fp16: 11), so ~8x fp16's error; 0.1 leaves 1.5x margin over ResNet-50.
 # - int8 (ORT QDQ u8s8/s8s8, symmetric TensorRT QDQ, NNCF): rel L2 0.10-0.12 (ResNet-18),
-#   0.23-0.31 (ResNet-50), cosine >= 0.94; only 2-5 of 32 images clear the noise, too few to
-#   judge top-1 (reported, not judged). 0.5 is 1.6x the worst measured; a calibration that
+#   0.23-0.31 (ResNet-50), cosine >= 0.94; top-1 0.44-0.91, and only 2-5 of 32 images clear
+#   the noise (all of them agree but one of 4 for u8s8-rr). 0.5 is 1.6x the worst measured; a calibration that
 #   misses the activations' range (tests: calibrated on blank images) is far above it.
 # With real weights and images (min_real_top1): trained nets have wide margins, so agreement is
 # judged over all images; published int8 ResNet-50s agree with fp32 on ~97-99% of ImageNet
@@ -42,7 +39,7 @@ MIN_RELATIVE_ACCURACY = 0.99
 TOLERANCES: dict[str, Tolerance] = {
     "fp32": Tolerance(max_rel_l2=1e-4, min_top1=0.99),
     "fp16": Tolerance(max_rel_l2=5e-2, min_top1=0.99),
-    "bf16": Tolerance(max_rel_l2=1e-1, min_top1=0.0, min_confident_top1=0.9, min_real_top1=0.98),
+    "bf16": Tolerance(max_rel_l2=1e-1, min_top1=0.0, min_real_top1=0.98),
     "int8": Tolerance(max_rel_l2=5e-1, min_top1=0.0, min_real_top1=0.95),
 }
 
