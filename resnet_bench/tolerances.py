@@ -27,10 +27,11 @@ class Tolerance:
 # - bf16 (torch, OpenVINO): rel L2 0.027-0.031 (ResNet-18), 0.056-0.065 (ResNet-50); top-1
 #   over all images 0.91-0.97, over the 19-26 images above the noise 1.0. bf16 keeps 8 bits of
 #   mantissa (fp16: 11), so ~8x fp16's error; 0.1 leaves 1.5x margin over ResNet-50.
-# - int8 (ORT QDQ u8s8/s8s8, symmetric TensorRT QDQ, NNCF): rel L2 0.10-0.12 (ResNet-18),
-#   0.23-0.31 (ResNet-50), cosine >= 0.94; top-1 0.44-0.91, and only 2-5 of 32 images clear
-#   the noise (all of them agree but one of 4 for u8s8-rr). 0.5 is 1.6x the worst measured; a calibration that
-#   misses the activations' range (tests: calibrated on blank images) is far above it.
+# - int8 (ORT QDQ u8s8/s8s8/u8s8-rr, symmetric TensorRT QDQ, NNCF): rel L2 0.10-0.15
+#   (ResNet-18), 0.23-0.31 (ResNet-50), cosine >= 0.94; top-1 0.72-0.88 and 0.50-0.56, over
+#   the images above the noise (8-14 and 2-5 of 32) 1.0 and 0.8-1.0. 0.5 is 1.6x the worst
+#   measured; a calibration that misses the activations' range (tests: calibrated on blank
+#   images) fails it.
 # With real weights and images (min_real_top1): trained nets have wide margins, so agreement is
 # judged over all images; published int8 ResNet-50s agree with fp32 on ~97-99% of ImageNet
 # (not measured here: no real weights offline), bf16 on more. With labels, accuracy must also
