@@ -28,9 +28,12 @@ def export_openvino(onnx_path: Path, xml_path: Path, precision: str) -> None:
     ov.save_model(model, str(xml_path), compress_to_fp16=(precision == "fp16"))
 
 
-def run_openvino(xml_path: Path, images: np.ndarray) -> np.ndarray:
+def compile_cpu(xml_path: Path):
+    """Compiled for the CPU with f32 as the float precision (an int8 IR still runs int8)."""
     import openvino as ov
 
-    compiled = ov.Core().compile_model(str(xml_path), "CPU",
-                                       {"INFERENCE_PRECISION_HINT": "f32"})
-    return compiled(images)[0]
+    return ov.Core().compile_model(str(xml_path), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+
+
+def run_openvino(xml_path: Path, images: np.ndarray) -> np.ndarray:
+    return compile_cpu(xml_path)(images)[0]

@@ -12,16 +12,17 @@ import numpy as np
 import onnx
 import torch
 
-from exporters import onnx_export, openvino_export, tensorrt_export
+from exporters import onnx_export, openvino_export, quantize, tensorrt_export, tensorrt_int8
 from exporters.errors import ExportError
 from exporters.store import Artifact, ArtifactStore
 from resnet_bench import architecture, model, spec
+from resnet_bench.accuracy import agreement
 from resnet_bench.model import file_sha256, synthetic_images
 from resnet_bench.spec import ModelSpec
 from resnet_bench.tolerances import TOLERANCES, rel_l2, top1_agreement
 
 TARGETS = ("onnx", "openvino", "tensorrt")
-PRECISIONS = ("fp32", "fp16")
+PRECISIONS = ("fp32", "fp16", "int8")
 VERIFY_BATCHES = (1, 3)  # neither is the export example's batch (2)
 # The code whose change can change an artifact's files: any edit to it gives a new key, so a
 # PR's own graph is exported (the gate's base and head share an artifact only when it is the same).
@@ -42,6 +43,7 @@ def library_version(name: str) -> str | None:
         return metadata.version(name)
     except metadata.PackageNotFoundError:
         return None
+ACCURACY_IMAGES = 32  # a quantized artifact's agreement with PyTorch fp32 is measured on these
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,10 @@ class ExportOptions:
     static_batch: int | None = None  # None: dynamic batch axis
     out: Path = field(default=Path("artifacts"))
     onnx: Path | None = None  # start from this ONNX file instead of exporting the model
+    # int8: calibration images (None: seeded synthetic ones) and ONNX Runtime's QDQ scheme
+    calibration_images: Path | None = None
+    calibration_count: int = quantize.CALIBRATION_COUNT
+    ort_int8: str = quantize.DEFAULT_ORT_SCHEME
 
     def __post_init__(self) -> None:
         for target in self.targets:
@@ -69,12 +75,17 @@ class ExportOptions:
             raise ValueError(f"opset must be between 18 and 23, got {self.opset}")
         if self.static_batch is not None and self.static_batch < 1:
             raise ValueError(f"static batch must be at least 1, got {self.static_batch}")
+        if self.calibration_count < 1:
+            raise ValueError(f"calibration count must be at least 1, got {self.calibration_count}")
+        quantize.ort_scheme(self.ort_int8)
 
 
-def check_available(targets: tuple[str, ...]) -> None:
+def check_available(targets: tuple[str, ...], precisions: tuple[str, ...] = ()) -> None:
     """Refuse up front, naming what is missing, before any time is spent exporting."""
     if "openvino" in targets and openvino_export.openvino_version() is None:
         raise ExportError("openvino: OpenVINO is not installed (pip install 'resnet-bench[cpu]')")
+    if "openvino" in targets and "int8" in precisions and quantize.nncf_version() is None:
+        raise ExportError("openvino int8: NNCF is not installed (pip install 'resnet-bench[cpu]')")
     if "tensorrt" in targets:
         reason = tensorrt_export.unavailable_reason()
         if reason:
@@ -91,6 +102,8 @@ class Exporter:
         self._reference: dict[int, tuple[np.ndarray, np.ndarray]] | None = None
         self._model: torch.nn.Module | None = None
         self._onnx: dict[str, Artifact] = {}
+        self._calibration: quantize.Calibration | None = None
+        self._accuracy_reference: tuple[np.ndarray, np.ndarray] | None = None
         if options.onnx is not None:
             onnx_export.read_onnx(options.onnx)  # fail early on a bad file
 
@@ -139,8 +152,34 @@ class Exporter:
                                   f"top-1 {top1:.0%}")
         return report
 
+    def calibration(self) -> quantize.Calibration:
+        if self._calibration is None:
+            opts = self.options
+            self._calibration = quantize.calibration_set(self.spec.input_size, opts.calibration_count,
+                                                         opts.calibration_images)
+        return self._calibration
+
+    def accuracy(self, run, path: Path) -> dict:
+        """Agreement with PyTorch fp32 (error metrics, top-1/top-5, margin-aware top-1) on
+        ACCURACY_IMAGES seeded images, for the manifest of a quantized artifact."""
+        if self._accuracy_reference is None:
+            images = synthetic_images(ACCURACY_IMAGES, self.spec.input_size, seed=11).numpy()
+            chunks = [images[i:i + 8] for i in range(0, len(images), 8)]
+            if self.options.onnx is not None:
+                ref = np.concatenate([onnx_export.run_onnxruntime(self.options.onnx, x) for x in chunks])
+            else:
+                with torch.inference_mode():
+                    ref = np.concatenate([self.model()(torch.from_numpy(x)).numpy() for x in chunks])
+            self._accuracy_reference = (images, ref)
+        images, ref = self._accuracy_reference
+        out = np.concatenate([run(path, images[i:i + 8]) for i in range(0, len(images), 8)])
+        return {"reference": "PyTorch fp32" if self.options.onnx is None else "the given ONNX in onnxruntime fp32",
+                **agreement(out, ref)}
+
     # -- targets ---------------------------------------------------------------------------
     def onnx(self, precision: str) -> Artifact:
+        if precision == "int8":
+            return self.onnx_int8()
         if precision in self._onnx:
             return self._onnx[precision]
         opts = self.options
@@ -181,7 +220,53 @@ class Exporter:
         self._onnx[precision] = artifact
         return artifact
 
+    def onnx_int8(self, scheme: str | None = None) -> Artifact:
+        """Static QDQ quantization of the fp32 ONNX (``quantize.ORT_SCHEMES``); the calibration
+        set's hash and the scheme are in the key."""
+        import onnxruntime
+
+        name = scheme or self.options.ort_int8
+        source, calibration = self.onnx("fp32"), self.calibration()
+        fields = {"onnx_key": source.key, "target": "onnx", "precision": "int8",
+                  "scheme": quantize.ort_scheme(name).key_fields(), "calibration": calibration.key_fields(),
+                  "onnxruntime": onnxruntime.__version__}
+
+        def build(folder: Path) -> tuple[str, dict]:
+            path = folder / "model.onnx"
+            extra = quantize.quantize_onnx(source.path, path, calibration, quantize.ort_scheme(name))
+            onnx_export.read_onnx(path)
+            runtime = f"onnxruntime {onnxruntime.__version__}"
+            return path.name, {**extra, "scheme_name": name, "calibration": calibration.key_fields(),
+                               "verify": self.verify(onnx_export.run_onnxruntime, path, "int8", runtime),
+                               "accuracy": self.accuracy(onnx_export.run_onnxruntime, path),
+                               "source": str(source.path), "spec": self.spec.name}
+
+        suffix = "int8" if name == quantize.DEFAULT_ORT_SCHEME else f"int8-{name}"
+        return self.store.get_or_build("onnx", f"{self.spec.name}-{suffix}", "int8", fields, build)
+
+    def openvino_int8(self) -> Artifact:
+        """NNCF post-training quantization of the fp32 IR; preset, subset size and what the CPU
+        plugin executes in int8 are in the manifest."""
+        source, calibration = self.openvino("fp32"), self.calibration()
+        fields = {"ir_key": source.key, "target": "openvino", "precision": "int8",
+                  "openvino": openvino_export.openvino_version(), "nncf": quantize.nncf_version(),
+                  "preset": quantize.NNCF_PRESET, "calibration": calibration.key_fields()}
+
+        def build(folder: Path) -> tuple[str, dict]:
+            path = folder / "model.xml"
+            extra = quantize.quantize_openvino(source.path, path, calibration)
+            runtime = f"openvino {openvino_export.openvino_version()} CPU"
+            return path.name, {**extra, "calibration": calibration.key_fields(),
+                               "executed": quantize.executed_precisions(openvino_export.compile_cpu(path)),
+                               "verify": self.verify(openvino_export.run_openvino, path, "int8", runtime),
+                               "accuracy": self.accuracy(openvino_export.run_openvino, path),
+                               "source": str(source.path), "spec": self.spec.name}
+
+        return self.store.get_or_build("openvino", self.spec.name + "-int8", "int8", fields, build)
+
     def openvino(self, precision: str) -> Artifact:
+        if precision == "int8":
+            return self.openvino_int8()
         # OpenVINO converts the fp32 ONNX; fp16 here means fp16-compressed weights.
         source = self.onnx("fp32")
         version = openvino_export.openvino_version()
@@ -201,8 +286,9 @@ class Exporter:
 
     def tensorrt(self, precision: str, tf32: bool = False, contexts: int = 1) -> Artifact:
         """An engine from the ``precision`` ONNX, TF32 allowed or not, with one profile per
-        (context, batch asked for): see ``tensorrt_export.plan_profiles``."""
-        source = self.onnx(precision)  # strongly typed: the precision is the graph's
+        (context, batch asked for): see ``tensorrt_export.plan_profiles``. Strongly typed: the
+        precision is the graph's (int8: symmetric Q/DQ, explicit quantization)."""
+        source = self.onnx_int8("tensorrt") if precision == "int8" else self.onnx(precision)
         env = tensorrt_export.environment()
         profiles = tensorrt_export.plan_profiles(self.options.batches, contexts)
         fields = {**tensorrt_export.engine_key_fields(source.key, precision, profiles, env, tf32=tf32),
@@ -212,8 +298,8 @@ class Exporter:
 
         def build(folder: Path) -> tuple[str, dict]:
             path = folder / "model.engine"
-            extra = tensorrt_export.build_engine(source.path, path, profiles, self.spec.input_size, cache,
-                                                 tf32=tf32)
+            builder = tensorrt_int8.build_int8_engine if precision == "int8" else tensorrt_export.build_engine
+            extra = builder(source.path, path, profiles, self.spec.input_size, cache, tf32=tf32)
             return path.name, {**extra, "contexts": contexts, "source": str(source.path), "spec": self.spec.name}
 
         return self.store.get_or_build("tensorrt", name, precision, fields, build)
@@ -224,7 +310,7 @@ EXPORTERS = {"onnx": Exporter.onnx, "openvino": Exporter.openvino, "tensorrt": E
 
 def export(spec: ModelSpec, options: ExportOptions) -> list[Artifact]:
     """Every (target, precision) asked for, in that order; cached artifacts are reused."""
-    check_available(options.targets)
+    check_available(options.targets, options.precisions)
     exporter = Exporter(spec, options)
     return [EXPORTERS[target](exporter, precision)
             for target in options.targets for precision in options.precisions]

@@ -71,7 +71,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     spec = ModelSpec(args.depth, args.variant, args.weights, input_size=args.input_size)
     options = ExportOptions(targets=args.to, precisions=args.precision, batches=args.batches,
                             opset=args.opset, static_batch=args.static_batch, out=Path(args.out),
-                            onnx=Path(args.onnx) if args.onnx else None)
+                            onnx=Path(args.onnx) if args.onnx else None,
+                            calibration_images=Path(args.calibration_images) if args.calibration_images else None,
+                            calibration_count=args.calibration_count, ort_int8=args.ort_int8)
     if args.static_batch is not None:
         limits.require_batch(args.static_batch, args.input_size, "--static-batch")
     limits.require_writable(args.out, "--out")
@@ -280,7 +282,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="export to ONNX / OpenVINO IR / TensorRT engine (cached)")
     _add_model_args(p, depth_default=50)
     p.add_argument("--to", type=str_list, default=("onnx",), help="onnx,openvino,tensorrt")
-    p.add_argument("--precision", type=str_list, default=("fp32",), help="fp32,fp16")
+    p.add_argument("--precision", type=str_list, default=("fp32",), help="fp32,fp16,int8")
+    p.add_argument("--calibration-images", default=None, metavar="DIR",
+                   help="int8: calibrate on these images (default: seeded synthetic ones)")
+    p.add_argument("--calibration-count", type=int, default=32, help="int8: seeded calibration images")
+    p.add_argument("--ort-int8", default="u8s8", help="int8 ONNX scheme: u8s8, s8s8, u8s8-rr, tensorrt")
     p.add_argument("--batches", type=int_list, default=(1,),
                    help="batch sizes the TensorRT profile must cover (min/opt/max)")
     p.add_argument("--opset", type=int, default=18)

@@ -133,7 +133,8 @@ class Sweep:
             return self.writer
         cfg = self.config
         threads = cfg.threads or self.fingerprint["cpus_available"]
-        self.peaks = peaks(cfg.device, threads)
+        roof_keys = tuple({precision_table.roof_key(c["backend"], c["device"], c["precision"]) for c in todo})
+        self.peaks = peaks(cfg.device, threads, roof_keys)
         for depth in cfg.depths:
             groups = {(c["backend"], c["precision"]) for c in todo if c["depth"] == depth}
             if not groups:

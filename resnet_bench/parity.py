@@ -16,10 +16,11 @@ import torch
 
 from exporters.pipeline import Exporter
 from resnet_bench import precision as precision_table
+from resnet_bench.accuracy import agreement, top1_accuracy
 from resnet_bench.backends import Backend, BackendOptions, BackendUnavailable
 from resnet_bench.model import IMAGENET_MEAN, IMAGENET_STD, synthetic_images
 from resnet_bench.runner import open_backend
-from resnet_bench.tolerances import TOLERANCES, rel_l2, top1_agreement
+from resnet_bench.tolerances import MIN_RELATIVE_ACCURACY, TOLERANCES
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".ppm"}
 CHUNK = 8  # images per inference call: exercises a batch other than 1 (TensorRT profiles cover it)
@@ -37,6 +38,9 @@ class Verdict:
     cosine: float | None = None
     top1_agreement: float | None = None
     top5_agreement: float | None = None
+    logit_noise: float | None = None  # accuracy.py: what top-1 agreement is judged against
+    confident_images: int | None = None
+    confident_top1_agreement: float | None = None
     reason: str = ""
     compute_precision: str | None = None
     threads: int | None = None
@@ -48,15 +52,10 @@ class Verdict:
 
 
 def compare(output: np.ndarray, reference: np.ndarray) -> dict:
-    out, ref = np.asarray(output, np.float64), np.asarray(reference, np.float64)
-    diff = np.abs(out - ref)
-    cosine = np.sum(out * ref, 1) / (np.linalg.norm(out, axis=1) * np.linalg.norm(ref, axis=1))
-    top5_ref = np.argsort(-ref, 1)[:, :5]
-    top5_out = np.argsort(-out, 1)[:, :5]
-    top5 = np.mean([len(set(a) & set(b)) / 5 for a, b in zip(top5_out, top5_ref, strict=True)])
-    return {"max_abs_err": float(diff.max()), "mean_abs_err": float(diff.mean()),
-            "rel_l2_err": rel_l2(out, ref), "cosine": float(cosine.min()),
-            "top1_agreement": top1_agreement(out, ref), "top5_agreement": float(top5)}
+    diff = np.abs(np.asarray(output, np.float64) - np.asarray(reference, np.float64))
+    metrics = agreement(output, reference)
+    metrics.pop("images")
+    return {"max_abs_err": float(diff.max()), "mean_abs_err": float(diff.mean()), **metrics}
 
 
 def judge(metrics: dict, precision: str) -> str:
@@ -179,3 +178,94 @@ def run_parity(exporter: Exporter, backends: tuple[str, ...], device: str, preci
     reference = reference_logits(exporter, images)
     options = [BackendOptions(device, precision, threads, cuda_graphs=cuda_graphs) for precision in precisions]
     return [check_cell(exporter, backend, option, images, reference) for backend in backends for option in options]
+
+
+# -- real weights and images: accuracy ------------------------------------------------------
+@dataclass(frozen=True)
+class AccuracyVerdict:
+    """With real weights and images: top-1 agreement with PyTorch fp32 and, with labels,
+    top-1 accuracy relative to fp32's (MLPerf: a cell keeps at least 99% of it)."""
+
+    backend: str
+    precision: str
+    status: str  # pass / fail / unavailable / error
+    images: int
+    top1_agreement: float | None = None
+    fp32_top1: float | None = None  # PyTorch fp32's accuracy against the labels
+    top1: float | None = None  # this cell's accuracy against the labels
+    relative_top1: float | None = None  # top1 / fp32_top1
+    reason: str = ""
+
+    def row(self) -> dict:
+        return asdict(self)
+
+
+def load_labelled_images(folder: str | Path, size: int = 224,
+                         labels: str | Path | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Images and their class indices. ``folder`` holds either class folders named by class
+    index (``3/a.jpg``: class 3) or images; ``labels`` is a file of ``<image file> <class>``
+    lines for the images directly in ``folder``. No labels: (images, None)."""
+    folder = Path(folder)
+    classes = sorted((p for p in folder.iterdir() if p.is_dir()), key=lambda p: p.name) if folder.is_dir() else []
+    if classes and labels is None:
+        bad = [p.name for p in classes if not p.name.isdigit()]
+        if bad:
+            raise ValueError(f"class folder names must be class indices, got {bad[0]!r} in {folder}")
+        parts = [load_images(p, size) for p in classes]
+        return np.concatenate(parts), np.concatenate([np.full(len(x), int(p.name)) for x, p in zip(parts, classes,
+                                                                                                     strict=True)])
+    images = load_images(folder, size)
+    if labels is None:
+        return images, None
+    table = {}
+    for number, line in enumerate(Path(labels).read_text().splitlines(), 1):
+        if line.strip():
+            name, _, label = line.strip().rpartition(" ")
+            if not name or not label.isdigit():
+                raise ValueError(f"{labels}:{number}: expected '<image file> <class index>', got {line.strip()!r}")
+            table[name.strip()] = int(label)
+    names = sorted(p.name for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)  # load_images' order
+    missing = [n for n in names if n not in table]
+    if missing:
+        raise ValueError(f"{labels} gives no class for {missing[0]} ({len(missing)} images unlabelled)")
+    return images, np.array([table[n] for n in names])
+
+
+def judge_accuracy(output: np.ndarray, reference: np.ndarray, labels: np.ndarray | None,
+                   precision: str) -> dict:
+    """The numbers of an AccuracyVerdict and the reason it fails ('' when it passes)."""
+    tolerance = TOLERANCES[precision]
+    agree = float(np.mean(np.argmax(output, 1) == np.argmax(reference, 1)))
+    numbers: dict = {"top1_agreement": agree}
+    reasons = []
+    if agree < tolerance.min_real_top1:
+        reasons.append(f"top-1 agreement {agree:.1%} < {tolerance.min_real_top1:.0%}")
+    if labels is not None:
+        fp32, top1 = top1_accuracy(reference, labels), top1_accuracy(output, labels)
+        relative = top1 / fp32 if fp32 > 0 else None
+        numbers.update(fp32_top1=fp32, top1=top1, relative_top1=relative)
+        if relative is not None and relative < MIN_RELATIVE_ACCURACY:
+            reasons.append(f"top-1 accuracy {top1:.1%} is {relative:.1%} of fp32's {fp32:.1%} "
+                           f"(< {MIN_RELATIVE_ACCURACY:.0%})")
+    return {**numbers, "reason": "; ".join(reasons)}
+
+
+def accuracy_verdict(exporter: Exporter, backend: str, options: BackendOptions, images: np.ndarray,
+                     labels: np.ndarray | None = None, reference: np.ndarray | None = None) -> AccuracyVerdict:
+    """One backend x precision on real images against PyTorch fp32 (the exporter's weights)."""
+    cell = dict(backend=backend, precision=options.precision, images=len(images))
+    if reference is None:
+        reference = reference_logits(exporter, images)
+    try:
+        opened = open_backend(backend, options, exporter)
+    except BackendUnavailable as exc:
+        return AccuracyVerdict(**cell, status="unavailable", reason=str(exc))
+    except Exception as exc:
+        return AccuracyVerdict(**cell, status="error", reason=f"{type(exc).__name__}: {exc}".splitlines()[0])
+    with opened.backend as runner:
+        try:
+            output = _in_chunks(runner.infer, images)
+        except Exception as exc:
+            return AccuracyVerdict(**cell, status="error", reason=f"{type(exc).__name__}: {exc}".splitlines()[0])
+    judged = judge_accuracy(output, reference, labels, options.precision)
+    return AccuracyVerdict(**cell, status="fail" if judged["reason"] else "pass", **judged)

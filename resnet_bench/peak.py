@@ -38,12 +38,25 @@ def gemm_gflops(device: str = "cpu", dtype: torch.dtype = torch.float32, n: int 
         torch.set_num_threads(previous_threads)
     return 2 * n**3 / (timing.stats()["latency_ms_min"] * 1e-3) / 1e9
 
-def peaks(device: str, threads: int) -> dict[str, float]:
-    """Peak GFLOP/s per roof key of the precision table (``precision.PrecisionSpec.roof``), on
-    ``threads`` threads in total: a cell's threads in every mode (throughput mode splits them over
-    its requests). CPU: fp32. GPU: fp32 with TF32 off (IEEE, what fp32 cells run), tf32, fp16, bf16."""
+def peaks(device: str, threads: int, keys: tuple[str, ...] = ("fp32",)) -> dict[str, float]:
+    """Peak GFLOP/s (GOP/s for int8) per roof key of the precision table
+    (``precision.PrecisionSpec.roof``), on ``threads`` threads in total: a cell's threads in every
+    mode (throughput mode splits them over its requests). CPU: fp32, and int8 / bf16 (``roofs``)
+    when ``keys`` asks for them. GPU: fp32 with TF32 off (IEEE, what fp32 cells run), tf32, fp16, bf16."""
     if device == "cpu":
-        return {"fp32": max(gemm_gflops("cpu", n=n, threads=threads) for n in (1024, 2048))}
+        from resnet_bench import roofs
+        from resnet_bench.isa import bf16_unavailable_reason
+
+        found = {"fp32": max(gemm_gflops("cpu", n=n, threads=threads) for n in (1024, 2048))}
+        previous_threads = torch.get_num_threads()
+        try:
+            if "int8" in keys:  # the fastest int8 matrix product this CPU has (torch, ORT, OpenVINO)
+                found["int8"] = max(roofs.int8_gops(threads).values())
+            if "bf16" in keys and bf16_unavailable_reason() is None:
+                found["bf16"] = roofs.bf16_gflops(threads)
+        finally:
+            torch.set_num_threads(previous_threads)
+        return found
     return {"fp32": gemm_gflops("cuda", torch.float32, tf32=False),
             "tf32": gemm_gflops("cuda", torch.float32, tf32=True),
             "fp16": gemm_gflops("cuda", torch.float16), "bf16": gemm_gflops("cuda", torch.bfloat16)}

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-PRECISIONS = ("fp32", "tf32", "fp16", "bf16")
+PRECISIONS = ("fp32", "tf32", "fp16", "bf16", "int8")
 
 
 @dataclass(frozen=True)
@@ -45,12 +45,16 @@ TABLE: tuple[PrecisionSpec, ...] = (
     *_torch("torch-compile"),
     PrecisionSpec("onnxruntime", "cpu", "fp32", "fp32", None, "fp32", "fp32", "fp32"),
     PrecisionSpec("onnxruntime", "cpu", "fp16", "fp16", None, "fp16", "fp16", "fp16", "fp16 graph, fp32 in/out"),
+    PrecisionSpec("onnxruntime", "cpu", "int8", "int8", None, "int8", "int8", "int8",
+                  "static QDQ (u8s8 by default, per-channel weights, MinMax calibration)"),
     PrecisionSpec("onnxruntime", "cuda", "fp32", "fp32", False, "fp32", "fp32", "fp32", "use_tf32=0"),
     PrecisionSpec("onnxruntime", "cuda", "tf32", "fp32", True, "tf32", "tf32", "tf32", "use_tf32=1"),
     PrecisionSpec("onnxruntime", "cuda", "fp16", "fp16", False, "fp16", "fp16", "fp16", "fp16 graph, use_tf32=0"),
     PrecisionSpec("openvino", "cpu", "fp32", "fp32", None, "f32", "fp32", "fp32"),
     PrecisionSpec("openvino", "cpu", "fp16", "fp16", None, "f32", "fp16", "fp32", "fp16 weights, f32 compute"),
     PrecisionSpec("openvino", "cpu", "bf16", "fp32", None, "bf16", "bf16", "bf16", "INFERENCE_PRECISION_HINT bf16"),
+    PrecisionSpec("openvino", "cpu", "int8", "int8", None, "int8", "int8", "int8",
+                  "NNCF post-training quantization; executed precision read back from the runtime model"),
     PrecisionSpec("tensorrt", "cuda", "fp32", "fp32", False, "fp32", "fp32", "fp32", "BuilderFlag.TF32 cleared"),
     PrecisionSpec("tensorrt", "cuda", "tf32", "fp32", True, "tf32", "tf32", "tf32", "BuilderFlag.TF32 set"),
     PrecisionSpec("tensorrt", "cuda", "fp16", "fp16", False, "fp16", "fp16", "fp16",

@@ -12,7 +12,8 @@ from resnet_bench.backends.base import Backend, BackendOptions
 
 # fp16 on the CPU means fp16-compressed weights, computed in f32 (the runtime decompresses).
 # bf16 is computed in bf16 and needs a CPU with bf16 support (AVX512-BF16 / AMX).
-COMPUTE = {"fp32": "f32", "fp16": "f32", "bf16": "bf16"}
+# int8 is an NNCF-quantized IR: its quantized layers run int8, the rest f32.
+COMPUTE = {"fp32": "f32", "fp16": "f32", "bf16": "bf16", "int8": "f32"}
 OV_DEVICE = {"cpu": "CPU"}
 
 
@@ -34,6 +35,11 @@ class OpenVinoBackend(Backend):
             capabilities = ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
             if "BF16" not in capabilities:
                 return f"this CPU has no bf16 support (OpenVINO capabilities: {', '.join(capabilities)})"
+        if options.precision == "int8":
+            from exporters.quantize import nncf_version
+
+            if nncf_version() is None:
+                return "int8 needs NNCF to quantize the IR, and it is not installed (pip install nncf)"
         return None
 
     def load(self, path: Path) -> None:
@@ -96,10 +102,15 @@ class OpenVinoBackend(Backend):
         self.compiled = None
 
     def describe(self) -> dict:
+        from exporters.quantize import conv_precision_summary, executed_precisions
+
         get = self.compiled.get_property
         version = self.ov.get_version().split("-")[0]
+        hint = get("INFERENCE_PRECISION_HINT").to_string()
+        executed = conv_precision_summary(executed_precisions(self.compiled))  # what really ran
         return {"device_name": self.options.device, "provider": f"OpenVINO {version} CPU",
-                "compute_precision": get("INFERENCE_PRECISION_HINT").to_string(),
+                "compute_precision": f"{hint}; {executed}" if self.options.precision == "int8" else hint,
+                "executed_precision": executed,
                 "threads": int(get("INFERENCE_NUM_THREADS")), "streams": int(get("NUM_STREAMS")),
                 "in_flight": self.in_flight(), "threads_per_request": self.threads_per_request(),
                 "performance_hint": str(get("PERFORMANCE_HINT"))}

@@ -55,6 +55,12 @@ class TorchBackend(Backend):
     def unavailable_reason(cls, options: BackendOptions) -> str | None:
         if options.device == "cuda" and not torch.cuda.is_available():
             return "no CUDA device is visible to torch"
+        if options.device == "cpu" and options.precision == "bf16":
+            from resnet_bench.isa import bf16_unavailable_reason
+
+            reason = bf16_unavailable_reason()
+            if reason:
+                return reason
         return super().unavailable_reason(options)
 
     def _cuda_settings(self) -> None:

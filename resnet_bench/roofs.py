@@ -1,0 +1,130 @@
+"""Low-precision roofs: the same-run int8 and bf16 matrix product on the same threads.
+
+A cell's fraction of peak must be over the peak of the precision it ran in: VNNI and AMX move
+the int8 and bf16 peaks by an order of magnitude over fp32. ``peak.gemm_gflops`` measures the
+fp32 roof; this module adds
+
+- int8: an 8-bit x 8-bit -> s32 product, the operation int8 convolutions are made of, through
+  whichever runtime reaches most here (``INT8_GEMMS``), counted as 2 n^3 ops. On a 2-core
+  AVX512-VNNI Zen 4 (n=2048): torch._int_mm ~850 GOP/s, ONNX Runtime MatMulInteger ~800,
+  OpenVINO's int8 MatMul ~500 (it requantizes its input first): 4.6x the fp32 GEMM (184);
+- bf16: torch.mm in bfloat16 (oneDNN: AVX512-BF16 or AMX where the CPU has them): ~417
+  GFLOP/s there, as OpenVINO's bf16 MatMul (~415).
+
+Like the fp32 roof, the fastest sample counts (noise only slows a sample down).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from resnet_bench.timing import StopRule, measure
+
+ROOF_RULE = StopRule(warmup_iters=3, warmup_s=0.5, min_iters=10, min_s=1.0, max_s=10.0)
+DEFAULT_N = 2048
+
+
+def _operands(n: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    return rng.integers(0, 128, (n, n), dtype=np.uint8), rng.integers(-64, 64, (n, n), dtype=np.int8)
+
+
+def _torch_int_mm(n: int, threads: int) -> Callable[[], object]:
+    """torch._int_mm (s8 x s8 -> s32)."""
+    import torch
+
+    torch.set_num_threads(threads)
+    a, b = _operands(n)
+    ta, tb = torch.from_numpy(a.astype(np.int8)), torch.from_numpy(b)
+    return lambda: torch._int_mm(ta, tb)
+
+
+def _onnxruntime_matmulinteger(n: int, threads: int) -> Callable[[], object]:
+    """ONNX Runtime MatMulInteger (u8 x s8 -> s32, MLAS)."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    a, b = _operands(n)
+    graph = helper.make_graph(
+        [helper.make_node("MatMulInteger", ["a", "b"], ["y"])], "int8_gemm",
+        [helper.make_tensor_value_info("a", TensorProto.UINT8, [n, n])],
+        [helper.make_tensor_value_info("y", TensorProto.INT32, [n, n])],
+        [numpy_helper.from_array(b, "b")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    options = ort.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    onnx.checker.check_model(model)
+    return lambda: session.run(None, {"a": a})
+
+
+def _openvino_int8_matmul(n: int, threads: int) -> Callable[[], object]:
+    """OpenVINO: u8 input and s8 weights with dequantization scales (the pattern NNCF
+    writes), which the CPU plugin runs as an int8 oneDNN inner product."""
+    import openvino as ov
+
+    a, b = _operands(n)
+    compiled = ov.Core().compile_model(_openvino_int8_model(a, b), "CPU", {"INFERENCE_NUM_THREADS": threads,
+                                                      "PERFORMANCE_HINT": "LATENCY",
+                                                      "INFERENCE_PRECISION_HINT": "f32"})
+    request = compiled.create_infer_request()
+    request.set_input_tensor(ov.Tensor(a))  # a copy: the array goes out of scope here
+    return lambda: request.infer()
+
+
+def _openvino_int8_model(a: np.ndarray, b: np.ndarray):
+    import openvino as ov
+    from openvino import opset13 as ops
+
+    x = ops.parameter(list(a.shape), ov.Type.u8, name="a")
+    xf = ops.multiply(ops.convert(x, ov.Type.f32), ops.constant(np.float32(0.01)))
+    w = ops.multiply(ops.convert(ops.constant(b.T.copy()), ov.Type.f32), ops.constant(np.float32(0.01)))
+    return ov.Model([ops.matmul(xf, w, False, True)], [x], "int8_gemm")
+
+
+INT8_GEMMS: dict[str, Callable[[int, int], Callable[[], object]]] = {
+    "torch._int_mm": _torch_int_mm,
+    "onnxruntime MatMulInteger": _onnxruntime_matmulinteger,
+    "openvino int8 MatMul": _openvino_int8_matmul,
+}
+
+
+def _gops(fn: Callable[[], object], n: int) -> float:
+    timing = measure(fn, ROOF_RULE)
+    return 2 * n**3 / (timing.stats()["latency_ms_min"] * 1e-3) / 1e9
+
+
+def int8_gops(threads: int, n: int = DEFAULT_N, implementations: tuple[str, ...] | None = None) -> dict[str, float]:
+    """Best int8 GOP/s per implementation (an unavailable runtime is left out)."""
+    result = {}
+    for name in implementations or tuple(INT8_GEMMS):
+        try:
+            fn = INT8_GEMMS[name](n, threads)
+        except ImportError:
+            continue
+        result[name] = _gops(fn, n)
+    return result
+
+
+def bf16_gflops(threads: int, n: int = DEFAULT_N) -> float:
+    import torch
+
+    torch.set_num_threads(threads)
+    generator = torch.Generator().manual_seed(0)
+    a = torch.randn(n, n, generator=generator).to(torch.bfloat16)
+    b = torch.randn(n, n, generator=generator).to(torch.bfloat16)
+    return _gops(lambda: torch.mm(a, b), n)
+
+
+def lowp_peaks(threads: int, n: int = DEFAULT_N) -> dict[str, float]:
+    """Roofs to add to ``peak.peaks`` on a CPU: int8 (the fastest implementation here) and,
+    where the CPU computes bf16 natively, bf16."""
+    from resnet_bench.isa import bf16_unavailable_reason
+
+    roofs = {"int8": max(int8_gops(threads, n).values())}
+    if bf16_unavailable_reason() is None:
+        roofs["bf16"] = bf16_gflops(threads, n)
+    return roofs
