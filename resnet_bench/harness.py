@@ -40,7 +40,7 @@ PROFILES = {
 }
 FULL_CUDA_BATCHES = (1, 8, 32, 128)
 # What the backend reports it ran with (describe()), copied into the row as is.
-RUNTIME_REPORTED = ("threads", "in_flight", "threads_per_request", "streams", "compile_graphs", "graph_breaks",
+RUNTIME_REPORTED = ("executed_precision", "threads", "in_flight", "threads_per_request", "streams", "compile_graphs", "graph_breaks",
                     "recompiles")
 
 

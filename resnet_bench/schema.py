@@ -84,6 +84,8 @@ ROW: tuple[Column, ...] = (
     Column("graph_breaks", "integer", "breaks", "torch-compile: graph breaks while compiling"),
     Column("recompiles", "integer", "graphs", "torch-compile: graphs compiled during warm-up or timing (0 expected)"),
     Column("compute_precision", "string", "", "the precision the runtime says it computes in"),
+    Column("executed_precision", "string", "",
+           "OpenVINO: precisions its runtime model executed, e.g. 'int8 53/53 convolutions'"),
     Column("provider", "string", "", "runtime, version and execution provider"),
     Column("export_s", "number", "s", "time to export the artifact (from its manifest when cached)"),
     Column("export_cached", "boolean", "", "the artifact came from the store"),

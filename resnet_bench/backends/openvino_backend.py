@@ -107,9 +107,14 @@ class OpenVinoBackend(Backend):
         get = self.compiled.get_property
         version = self.ov.get_version().split("-")[0]
         hint = get("INFERENCE_PRECISION_HINT").to_string()
-        executed = conv_precision_summary(executed_precisions(self.compiled))  # what really ran
+        counts = executed_precisions(self.compiled)  # what really ran, per layer type
+        executed = conv_precision_summary(counts)
+        convs = counts.get("Convolution", {})
+        all_int8 = bool(convs) and set(convs) <= {"i8", "u8"}
+        # int8 only when every convolution ran in int8; else the summary, which the table refuses
+        compute = ("int8" if all_int8 else executed) if self.options.precision == "int8" else hint
         return {"device_name": self.options.device, "provider": f"OpenVINO {version} CPU",
-                "compute_precision": f"{hint}; {executed}" if self.options.precision == "int8" else hint,
+                "compute_precision": compute,
                 "executed_precision": executed,
                 "threads": int(get("INFERENCE_NUM_THREADS")), "streams": int(get("NUM_STREAMS")),
                 "in_flight": self.in_flight(), "threads_per_request": self.threads_per_request(),
