@@ -32,6 +32,16 @@ def int_list(text: str) -> tuple[int, ...]:
     return values
 
 
+def _fraction(text: str) -> float:
+    try:
+        value = float(text.rstrip("%")) / (100 if text.endswith("%") else 1)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a fraction like 1% or 0.01, got {text!r}") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"expected a fraction between 0% and 100%, got {text!r}")
+    return value
+
+
 def str_list(text: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in text.split(",") if part.strip())
 
@@ -130,17 +140,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
         config = harness.resume(run_dir)
         _require_machine(config, "--resume", run_dir)
     else:
-        from dataclasses import replace
-
-        from resnet_bench.timing import SWEEP_RULE
-
         given = {"warmup_iters": args.warmup_iters, "warmup_s": args.warmup_time,
-                 "min_iters": args.min_iters, "min_s": args.min_time, "max_s": args.max_time}
-        rule = replace(SWEEP_RULE, **{k: v for k, v in given.items() if v is not None})
+                 "min_iters": args.min_iters, "min_s": args.min_time, "max_s": args.max_time,
+                 "target_precision": args.target_precision}
         config = harness.SweepConfig.from_profile(
             args.profile, args.device, depths=args.depths, batches=args.batches, backends=args.backends,
             precisions=args.precisions, modes=args.modes, input_size=args.input_size, threads=args.threads,
-            artifacts=args.artifacts, rule=rule, cuda_graphs=args.cuda_graphs)
+            artifacts=args.artifacts, cuda_graphs=args.cuda_graphs,
+            rule_overrides={k: v for k, v in given.items() if v is not None})
         _require_machine(config, "--out", Path(args.out))
         run_dir = harness.new_run_dir(Path(args.out), config.device)
         harness.start(config, run_dir)
@@ -328,7 +335,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup-time", type=float, default=None, help="untimed seconds per shape (default 1)")
     p.add_argument("--min-iters", type=int, default=None, help="timed calls at least (default 36)")
     p.add_argument("--min-time", type=float, default=None, help="timed seconds at least (default 2)")
-    p.add_argument("--max-time", type=float, default=None, help="timed seconds at most (default 20)")
+    p.add_argument("--max-time", type=float, default=None,
+                   help="timed seconds at most (default: quick 30, full 20)")
+    p.add_argument("--target-precision", type=_fraction, default=None,
+                   help="stop once the median's 95%% interval is within ± this (1%% or 0.01; default: quick 2%%, "
+                        "full 1%%); a cell that misses it by --max-time is marked invalid")
     p.add_argument("--cuda-graphs", action="store_true",
                    help="torch on cuda: time CUDA graph replays (latency mode)")
     p.add_argument("--format", choices=FORMATS, default="table")
