@@ -110,6 +110,23 @@ def test_runs_to_max_time_when_noisy():
     assert reason.startswith("median known within ±") and reason.endswith("target ±1.0%")
 
 
+def _busy(seconds: float) -> None:
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
+
+
+def test_a_slow_stretch_at_the_start_is_outlasted_not_stopped_on():
+    """4 ms calls for the first 0.4 s, then 2 ms: the median is within ±2% long before the slow
+    stretch is a minority of the first third; the rule samples on until the cell is steady."""
+    start = time.perf_counter()
+    rule = StopRule(warmup_iters=0, warmup_s=0, min_iters=10, min_s=0.6, max_s=8, target_precision=0.02)
+    timing = measure(lambda: _busy(0.004 if time.perf_counter() - start < 0.4 else 0.002), rule)
+    assert timing.invalid_reasons() == []
+    assert timing.stats()["latency_ms_p50"] == pytest.approx(2.0, rel=0.05)  # the steady speed
+    assert timing.iterations > 300  # 100 slow calls had to become less than half of the first third
+
+
 def test_drift_of_a_steadily_slowing_function_is_detected():
     calls = itertools.count()
     timing = measure(lambda: time.sleep(0.002 + 0.0001 * next(calls)), StopRule(0, 0, 60, 0, 100))
