@@ -10,7 +10,7 @@ from resnet_bench.compare import compare_runs
 from resnet_bench.report import build_report
 
 ROOT = Path(__file__).resolve().parent.parent
-OLD_RUN = ROOT / "results" / "quick-cpu"  # written before schema_version existed
+OLD_RUN = ROOT / "tests" / "data" / "schema1-run"  # the quick run committed before schema 2
 
 
 def test_committed_json_schema_is_the_generated_one():
