@@ -39,7 +39,7 @@ DEFAULT_BACKENDS = {"cpu": ("torch", "onnxruntime", "openvino"),
 # 20 s, 6 of 24 cells short of ±1%); the full profile asks for ±1%.
 PROFILES = {
     "quick": dict(depths=(18, 50), batches=(1, 8), rule=replace(SWEEP_RULE, target_precision=0.02, max_s=30.0)),
-    "full": dict(depths=DEPTHS, batches=(1, 8, 32), rule=SWEEP_RULE),
+    "full": dict(depths=DEPTHS, batches=(1, 8, 32), rule=SWEEP_RULE, precisions=("fp32", "bf16", "int8")),
 }
 FULL_CUDA_BATCHES = (1, 8, 32, 128)
 # What the backend reports it ran with (describe()), copied into the row as is.
@@ -92,6 +92,7 @@ class SweepConfig:
         base["rule"] = replace(base["rule"], **(rule_overrides or {}))
         if profile == "full" and device == "cuda":
             base["batches"] = FULL_CUDA_BATCHES
+            base["precisions"] = ("fp32", "tf32", "fp16", "bf16")
         if profile == "full" and device == "cpu":
             base["backends"] = (*DEFAULT_BACKENDS["cpu"], "torch-compile")
         base.update({k: v for k, v in overrides.items() if v is not None})

@@ -169,6 +169,11 @@ def test_profiles():
     quick = SweepConfig.from_profile("quick", "cpu")
     assert quick.depths == (18, 50) and quick.batches == (1, 8) and quick.modes == ("latency", "throughput")
     assert quick.backends == ("torch", "onnxruntime", "openvino")
+    assert quick.precisions == ("fp32",) and quick.rule.target_precision == 0.02 and quick.rule.max_s == 30
     full = SweepConfig.from_profile("full", "cuda")
     assert full.depths == (18, 34, 50, 101, 152) and full.batches == (1, 8, 32, 128)
+    assert full.precisions == ("fp32", "tf32", "fp16", "bf16")
+    full_cpu = SweepConfig.from_profile("full", "cpu", rule_overrides={"max_s": 5.0})
+    assert full_cpu.precisions == ("fp32", "bf16", "int8") and full_cpu.rule.target_precision == 0.01
+    assert full_cpu.rule.max_s == 5.0
     assert SweepConfig.from_profile("quick", "cpu", depths=(50,)).depths == (50,)
