@@ -146,7 +146,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         config = harness.SweepConfig.from_profile(
             args.profile, args.device, depths=args.depths, batches=args.batches, backends=args.backends,
             precisions=args.precisions, modes=args.modes, input_size=args.input_size, threads=args.threads,
-            artifacts=args.artifacts, cuda_graphs=args.cuda_graphs,
+            artifacts=args.artifacts, cuda_graphs=args.cuda_graphs, weights=args.weights, variant=args.variant,
+            images=args.images,
             rule_overrides={k: v for k, v in given.items() if v is not None})
         _require_machine(config, "--out", Path(args.out))
         run_dir = harness.new_run_dir(Path(args.out), config.device)
@@ -342,6 +343,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "full 1%%); a cell that misses it by --max-time is marked invalid")
     p.add_argument("--cuda-graphs", action="store_true",
                    help="torch on cuda: time CUDA graph replays (latency mode)")
+    p.add_argument("--variant", default=None, help="v1 (paper) or v1.5 (torchvision, default)")
+    p.add_argument("--weights", default=None, help="torchvision-format state_dict file (default: seeded)")
+    p.add_argument("--images", default=None, help="parity on this folder of real images (default: seeded)")
     p.add_argument("--format", choices=FORMATS, default="table")
     p.set_defaults(func=cmd_bench)
 

@@ -63,6 +63,7 @@ class SweepConfig:
     artifacts: str = "artifacts"
     rule: StopRule = SWEEP_RULE  # ±1% median precision; StopRule is frozen, so one shared default
     cuda_graphs: bool = False  # torch on CUDA: time CUDA graph replays (latency mode)
+    images: str | None = None  # parity on these real images (resize, centre-crop) instead of seeded ones
 
     def __post_init__(self) -> None:
         BackendOptions(self.device, threads=self.threads, cuda_graphs=self.cuda_graphs)  # validates them
@@ -81,6 +82,8 @@ class SweepConfig:
         if not self.batches or min(self.batches) < 1:
             raise ValueError(f"batch sizes must be at least 1, got {list(self.batches)}")
         ModelSpec(self.depths[0], self.variant, self.weights, input_size=self.input_size)
+        if self.images is not None and not Path(self.images).is_dir():
+            raise ValueError(f"--images: image folder not found: {self.images}")
 
     @classmethod
     def from_profile(cls, profile: str, device: str, rule_overrides: dict | None = None, **overrides) -> SweepConfig:
@@ -152,7 +155,7 @@ class Sweep:
             self.peaks = {key: max(value, self.peaks.get(key, 0.0)) for key, value in found.items()}
             spec = ModelSpec(depth, cfg.variant, cfg.weights, input_size=cfg.input_size)
             exporter = Exporter(spec, ExportOptions(batches=cfg.batches, out=Path(cfg.artifacts)))
-            images = parity_images(cfg.input_size, cfg.parity_images)
+            images = parity_images(cfg.input_size, cfg.parity_images, folder=cfg.images)
             reference = reference_logits(exporter, images)
             bench_images = synthetic_images(max(cfg.batches), cfg.input_size, seed=5).numpy()
             for backend in cfg.backends:

@@ -67,6 +67,10 @@ def _no_tensorrt():
     (["bench", "--threads", "0"], "threads must be at least 1"),
     (["parity", "--threads", "0"], "threads must be at least 1"),
     (["time", "--weights", "/no/such/file.pth"], "weights file not found"),
+    (["bench", "--weights", "/no/such/file.pth"], "weights file not found"),
+    (["bench", "--variant", "v3"], "variant must be one of"),
+    (["bench", "--images", "/no/such/folder"], "image folder not found"),
+    (["bench", "--target-precision", "0"], "expected a fraction between"),
     (["export", "--onnx", "/no/such/file.onnx"], "ONNX file not found"),
     pytest.param(["export", "--to", "tensorrt"], "TensorRT is not installed", marks=_no_tensorrt()),
     pytest.param(["bench", "--device", "cuda"], "--device cuda: no CUDA device", marks=_no_cuda()),
@@ -205,6 +209,28 @@ def test_bench_json_and_csv_are_only_data_on_stdout(tmp_path, capsys, store_dir,
     frame = pd.read_csv(io.StringIO(out))
     assert list(frame.backend) == ["onnxruntime", "openvino"] and set(frame.run_dir) == {str(run_dir)}
     assert list(frame.latency_ms_p50) == [r["latency_ms_p50"] for r in rows] and str(run_dir) in err
+
+
+def test_bench_with_real_weights_and_images(tmp_path, capsys, store_dir, resnet18_model):
+    """`bench --weights W --images DIR`: the model is the given weights (the key has their hash)
+    and parity runs on the real images; a tampered weights file would change the figures."""
+    import torch
+    from PIL import Image
+
+    weights = tmp_path / "r18.pth"
+    torch.save(resnet18_model.state_dict(), weights)
+    folder = tmp_path / "images"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        Image.fromarray(rng.integers(0, 255, (40, 48, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+    args = _tiny_bench(store_dir, tmp_path / "runs", "json") + ["--weights", str(weights), "--images", str(folder)]
+    assert main(args) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["status"] == "ok" and row["parity_status"] == "pass"
+    (run_dir,) = tmp_path.glob("runs/*")
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["weights"] == str(weights) and config["images"] == str(folder)
 
 
 def test_compare_baseline_json_stays_json(tmp_path, capsys):
