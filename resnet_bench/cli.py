@@ -391,15 +391,15 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:  # every validation error in the library is a ValueError
         sys.stderr.write(f"resnet-bench: error: {exc}\n")
         return EXIT_BAD_INPUT
+    except BrokenPipeError:  # output piped into head & co.
+        sys.stderr.close()
+        return 0
     except Exception as exc:  # an allocation failed: a batch or input size the estimate let through
         if not limits.is_out_of_memory(exc):
             raise
         first = f"{type(exc).__name__}: {exc}".strip().splitlines()[0]
         sys.stderr.write(f"resnet-bench: error: out of memory, try a smaller batch or input size ({first})\n")
         return EXIT_BAD_INPUT
-    except BrokenPipeError:  # output piped into head & co.
-        sys.stderr.close()
-        return 0
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from resnet_bench import precision as precision_table
 from resnet_bench import scenarios
 from resnet_bench.architecture import DEPTHS, PAPER_GMACS, check_depth, count_macs
 from resnet_bench.backends import BackendOptions, BackendUnavailable, backend_class
+from resnet_bench.limits import is_out_of_memory
 from resnet_bench.model import synthetic_images
 from resnet_bench.parity import check_runner, parity_images, reference_logits
 from resnet_bench.peak import peaks
@@ -82,8 +83,10 @@ class SweepConfig:
         if not self.batches or min(self.batches) < 1:
             raise ValueError(f"batch sizes must be at least 1, got {list(self.batches)}")
         ModelSpec(self.depths[0], self.variant, self.weights, input_size=self.input_size)
-        if self.images is not None and not Path(self.images).is_dir():
-            raise ValueError(f"--images: image folder not found: {self.images}")
+        if self.images is not None:
+            from resnet_bench.parity import image_files
+
+            image_files(self.images)  # a missing folder, or one without images, is bad input now
 
     @classmethod
     def from_profile(cls, profile: str, device: str, rule_overrides: dict | None = None, **overrides) -> SweepConfig:
@@ -114,11 +117,6 @@ class SweepConfig:
                      mode=m, batch_size=n, input_size=self.input_size)
                 for d in self.depths for b in self.backends for p in self.precisions
                 for m in self.modes for n in sorted(self.batches)]
-
-
-def _is_oom(exc: BaseException) -> bool:
-    text = f"{type(exc).__name__} {exc}".lower()
-    return "outofmemory" in text or "out of memory" in text or "failed to allocate" in text
 
 
 def _first_line(exc: BaseException) -> str:
@@ -223,7 +221,7 @@ class Sweep:
             return
         except Exception as exc:
             for cell in cells:
-                self._emit(self._row(cell, status="oom" if _is_oom(exc) else "error", error=_first_line(exc),
+                self._emit(self._row(cell, status="oom" if is_out_of_memory(exc) else "error", error=_first_line(exc),
                                      valid=False, **parity))
             return
         with opened.backend as runner:
@@ -250,9 +248,9 @@ class Sweep:
             try:
                 row, samples = self._measure(opened.backend, cell, bench_images[:batch], parity)
             except Exception as exc:
-                if _is_oom(exc):
+                if is_out_of_memory(exc):
                     oom_at = batch
-                self._emit(self._row(cell, status="oom" if _is_oom(exc) else "error",
+                self._emit(self._row(cell, status="oom" if is_out_of_memory(exc) else "error",
                                      error=_first_line(exc), valid=False, **parity))
                 continue
             row.update(export_s=opened.export_s, export_cached=opened.export_cached, load_s=opened.load_s)

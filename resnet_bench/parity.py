@@ -69,17 +69,23 @@ def judge(metrics: dict, precision: str) -> str:
     return "; ".join(reasons)
 
 
-def load_images(folder: str | Path, size: int = 224) -> np.ndarray:
-    """Real images, as torchvision's ImageNet evaluation prepares them: resize the short side
-    to 256/224 of ``size``, centre-crop ``size``, scale to [0, 1], normalise."""
-    from PIL import Image
-
+def image_files(folder: str | Path) -> list[Path]:
+    """The image files of ``folder``, sorted; ValueError when it is missing or holds none."""
     folder = Path(folder)
     if not folder.is_dir():
         raise ValueError(f"image folder not found: {folder}")
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
         raise ValueError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {folder}")
+    return files
+
+
+def load_images(folder: str | Path, size: int = 224) -> np.ndarray:
+    """Real images, as torchvision's ImageNet evaluation prepares them: resize the short side
+    to 256/224 of ``size``, centre-crop ``size``, scale to [0, 1], normalise."""
+    from PIL import Image
+
+    files = image_files(folder)
     short = round(size * 256 / 224)
     batch = []
     for path in files:

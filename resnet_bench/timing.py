@@ -93,11 +93,13 @@ class Percentile:
 
 
 def median_precision(samples: np.ndarray) -> float:
-    """Relative half-width of the median's 95% interval; NaN with fewer than 6 samples."""
+    """How far the median's 95% interval reaches from it, relative, on its wider side (latency
+    intervals are lopsided: the average half-width let one side sit at -2.9% under a ±2% target);
+    NaN with fewer than 6 samples."""
     p50 = Percentile.of(samples, 50)
     if p50.unbounded or p50.value <= 0:
         return math.nan
-    return (p50.high - p50.low) / (2 * p50.value)
+    return max(p50.value - p50.low, p50.high - p50.value) / p50.value
 
 
 def drift(samples: np.ndarray) -> float:
@@ -245,19 +247,21 @@ class ThroughputTiming(Timing):
     """Several requests in flight: per-request latencies over a shared window."""
 
     in_flight: int = 1
-    span_s: float = 0.0  # from the window's start (every stream starts then) to the last request finished
+    span_s: float = 0.0  # the window: every stream sends its first request at its start
+    done: float = 0.0  # requests finished in the window, plus the share of those in flight at its end
 
     @property
     def requests_per_s(self) -> float:
-        """Finished requests over the time from the window's start, when every request stream sends
-        its first request, to the last one finished (benchmark_app's count / duration): no request
-        is part-done at either end but those still in flight at the last finish. Pooling latencies
-        by Little's law (in flight / mean latency) weights fast streams by their many samples: with
-        4 streams behind an unfair lock it read 1-2% above the true rate; per-stream rates summed
-        read up to 2% above it too (a starved stream's long last wait is cut off)."""
-        if self.span_s <= 0:
-            return 0.0
-        return self.iterations / self.span_s
+        """Work done in the window over its length. Nothing is part-done at its start (every stream
+        sends its first request then); a request in flight at its end counts by the share of its
+        time inside the window (it is waited for, so its length is known). Finished requests over
+        the time to the last finish read low by about (streams - 1) / (2 n) (-1.3% for 4 serialised
+        20 ms requests); pooling latencies by Little's law (in flight / mean latency) read 1-2% high
+        behind an unfair lock (fast streams weigh more); summed per-stream rates read up to 2% high.
+        Measured with a known service time: 4 overlapping 20 ms requests 396 of 398 images/s;
+        4 serialised ones 100.3 of 99.5 (a request queued at the end counts its waiting time as
+        work done: the residual bias, +0.8%, is for streams that wait on each other)."""
+        return self.done / self.span_s if self.span_s > 0 else 0.0
 
 
 def measure_concurrent(workers: list[Callable[[], object]], rule: StopRule = StopRule()) -> ThroughputTiming:
@@ -277,6 +281,7 @@ def measure_concurrent(workers: list[Callable[[], object]], rule: StopRule = Sto
     start_window = threading.Event()
     stop = threading.Event()
     samples: list[list[tuple[int, int]]] = [[] for _ in workers]  # (finished at, duration)
+    straddling: list[tuple[int, int]] = []  # (started, finished) of requests in flight at the window's end
     window: dict[str, int] = {}
     errors: list[BaseException] = []
 
@@ -300,6 +305,8 @@ def measure_concurrent(workers: list[Callable[[], object]], rule: StopRule = Sto
             t1 = clock()
             if t1 <= window.get("end", t1):
                 samples[index].append((t1, t1 - t0))
+            else:
+                straddling.append((t0, t1))
 
     def durations() -> list[int]:
         return [d for _, d in sorted(s for per_worker in samples for s in list(per_worker))]
@@ -326,6 +333,8 @@ def measure_concurrent(workers: list[Callable[[], object]], rule: StopRule = Sto
         raise errors[0]
     # Only the requests that started inside the window and finished before it closed.
     kept = durations()
-    last = max((t for per_worker in samples for t, _ in per_worker), default=window["start"])
+    start, end = window["start"], window["end"]
+    partial = sum((end - max(t0, start)) / (t1 - t0) for t0, t1 in straddling if t0 < end and t1 > t0)
     return ThroughputTiming(np.asarray(kept, dtype=np.float64) / 1e6, rule.warmup_iters, rule.min_iters,
-                            rule.precision, in_flight=len(workers), span_s=(last - window["start"]) / 1e9)
+                            rule.precision, in_flight=len(workers), span_s=(end - start) / 1e9,
+                            done=len(kept) + partial)
