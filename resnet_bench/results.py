@@ -50,6 +50,10 @@ class RunWriter:
         self.rows.append({column: row.get(column) for column in COLUMNS})
         write_atomic(self.csv, pd.DataFrame(self.rows, columns=COLUMNS).to_csv(index=False))
 
+    def rewrite(self) -> None:
+        """Write every row again (after a column was corrected for the whole run)."""
+        write_atomic(self.csv, pd.DataFrame(self.rows, columns=COLUMNS).to_csv(index=False))
+
     def finish(self) -> None:
         try:
             import pyarrow  # noqa: F401

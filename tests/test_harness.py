@@ -177,3 +177,19 @@ def test_profiles():
     assert full_cpu.precisions == ("fp32", "bf16", "int8") and full_cpu.rule.target_precision == 0.01
     assert full_cpu.rule.max_s == 5.0
     assert SweepConfig.from_profile("quick", "cpu", depths=(50,)).depths == (50,)
+
+
+def test_every_row_is_divided_by_the_best_roof_of_the_run(tmp_path):
+    """A roof caught in a slow minute must not leave earlier cells above 1.0 of "peak": at the
+    end, every row is divided by the best roof the run measured (never lowered)."""
+    sweep = Sweep(SweepConfig(depths=(18,), backends=("onnxruntime",)), tmp_path / "run")
+    cell = dict(depth=18, variant="v1.5", backend="onnxruntime", precision="fp32", device="cpu", mode="latency",
+                input_size=224)
+    sweep.writer.add({**cell, "batch_size": 1, "cell_id": "a", "status": "ok", "achieved_gflops": 200.0,
+                      "peak_gflops": 180.0, "roofline_fraction": 200 / 180})
+    sweep.writer.add({**cell, "batch_size": 8, "cell_id": "b", "status": "error"})
+    sweep.peaks = {"fp32": 250.0}
+    sweep._final_roof()
+    frame = results.load(tmp_path / "run")
+    assert frame.peak_gflops.iloc[0] == 250.0 and frame.roofline_fraction.iloc[0] == pytest.approx(0.8)
+    assert frame.peak_gflops.isna().iloc[1]
