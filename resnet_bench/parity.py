@@ -70,17 +70,23 @@ def judge(metrics: dict, precision: str) -> str:
     return "; ".join(reasons)
 
 
-def load_images(folder: str | Path, size: int = 224) -> np.ndarray:
-    """Real images, as torchvision's ImageNet evaluation prepares them: resize the short side
-    to 256/224 of ``size``, centre-crop ``size``, scale to [0, 1], normalise."""
-    from PIL import Image
-
+def image_files(folder: str | Path) -> list[Path]:
+    """The images of a folder, in the order ``load_images`` stacks them (sorted by name)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise ValueError(f"image folder not found: {folder}")
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
         raise ValueError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {folder}")
+    return files
+
+
+def load_images(folder: str | Path, size: int = 224) -> np.ndarray:
+    """Real images, as torchvision's ImageNet evaluation prepares them: resize the short side
+    to 256/224 of ``size``, centre-crop ``size``, scale to [0, 1], normalise."""
+    from PIL import Image
+
+    files = image_files(folder)
     short = round(size * 256 / 224)
     batch = []
     for path in files:
@@ -161,6 +167,14 @@ def check_runner(runner: Backend, backend: str, images: np.ndarray, reference: n
             outputs = [_in_chunks(runner.infer, images)]
     except Exception as exc:
         return Verdict(**cell, status="error", reason=f"{type(exc).__name__}: {exc}".splitlines()[0])
+    return judge_outputs(runner, backend, outputs, reference)
+
+
+def judge_outputs(runner: Backend, backend: str, outputs: list[np.ndarray], reference: np.ndarray) -> Verdict:
+    """The verdict on outputs a backend gave for the reference's images (the worst of several,
+    e.g. one per request stream), with what the runtime says it ran."""
+    options = runner.options
+    cell = dict(backend=backend, precision=options.precision, device=options.device)
     info = runner.describe()
     metrics = _worst([compare(output, reference) for output in outputs])
     reasons = [judge(metrics, precision_table.tolerance_key(backend, options.device, options.precision))]
