@@ -15,7 +15,7 @@ import pandas as pd
 
 from resnet_bench.flops import flops_rows
 from resnet_bench.results import load
-from resnet_bench.selection import Constraints, select, with_bounds
+from resnet_bench.selection import Constraints, is_true, select, with_bounds
 
 
 @dataclass
@@ -197,6 +197,8 @@ def batch_section(frame: pd.DataFrame, out: Path) -> Section:
             ax.plot(group.batch_size, group.images_per_s, color=_colour(backend), linestyle=MODE_STYLES[mode],
                     marker=PRECISION_MARKERS.get(precision, "x"), markersize=4)
         ax.set_xscale("log", base=2)
+        batches = sorted(set(ok[ok.depth == depth].batch_size))
+        ax.set_xticks(batches, [str(b) for b in batches])
         ax.set_ylim(bottom=0)
 
     key = _key(set(ok.backend), sorted(set(ok["mode"])), set(ok.precision))
@@ -218,6 +220,7 @@ def _search(row: pd.Series) -> dict | None:
 
 def under_load_section(frame: pd.DataFrame, out: Path) -> Section:
     rows = loadgen_rows(frame[frame.status.isin(["ok", "parity_failed"])])
+    rows = rows.assign(loadgen_valid=is_true(rows.loadgen_valid)) if len(rows) else rows
     section = Section("5. Under load (MLPerf LoadGen)")
     if rows.empty:
         section.text.append("No LoadGen rows (`resnet-bench loadgen`, or `make bench PROFILE=full` for Offline and "
@@ -239,22 +242,24 @@ def under_load_section(frame: pd.DataFrame, out: Path) -> Section:
                           "closed_loop_images_per_s": "closed-loop images/s", "closed_loop_latency_ms_p90":
                           "closed-loop p90", "closed_loop_latency_ms_p99": "closed-loop p99",
                           "poisson_vs_closed_p90": "p90 Poisson / closed", "server_search_steps": "search steps"})
-        columns = ["machine", "depth", "backend", "precision", "device", "bound ms", "held", "peak QPS (Poisson)",
-                   "p90 at peak", "p99 at peak", "closed-loop images/s", "closed-loop p90", "closed-loop p99",
-                   "p90 Poisson / closed", "search steps", "loadgen_valid", "loadgen_rules"]
+        columns = ["machine", "depth", "input_size", "backend", "precision", "device", "bound ms", "held",
+                   "peak QPS (Poisson)", "p90 at peak", "p99 at peak", "closed-loop images/s", "closed-loop p90",
+                   "closed-loop p99", "p90 Poisson / closed", "search steps", "loadgen_valid", "loadgen_rules"]
         section.tables.append(("Server peak at the bound, beside the closed loop",
                                table.sort_values(["depth", "peak QPS (Poisson)"], ascending=[True, False])
                                .reindex(columns=columns)))
         section.plots.append(_load_plot(server, out))
     ratio = rows.qps / rows.closed_loop_images_per_s
     ratio = ratio.where(rows.scenario == "offline", rows.latency_ms_p90 / rows.closed_loop_latency_ms_p90)
-    table = rows.assign(**{"LoadGen / closed loop": ratio.where(rows.scenario.isin(("offline", "singlestream")))})
-    columns = ["machine", "depth", "backend", "precision", "device", "scenario", "batch_size", "target_qps", "qps",
-               "latency_ms_p50", "latency_ms_p90", "latency_ms_p99", "early_stopping_ms", "closed_loop_images_per_s",
-               "closed_loop_latency_ms_p90", "LoadGen / closed loop", "query_count", "duration_s", "loadgen_valid",
-               "loadgen_invalid_reason"]
-    section.text.append("Every LoadGen row. `LoadGen / closed loop`: Offline samples/s over our throughput mode's "
-                        "images/s, SingleStream p90 over our latency mode's p90 (same instance, same run).")
+    table = rows.assign(**{"LoadGen / closed loop": ratio.where(rows.scenario.isin(("offline", "singlestream"))),
+                           "loadgen_invalid_reason": rows.loadgen_invalid_reason.fillna("")})
+    columns = ["machine", "depth", "input_size", "backend", "precision", "device", "scenario", "batch_size",
+               "target_qps", "qps", "latency_ms_p50", "latency_ms_p90", "latency_ms_p99", "early_stopping_ms",
+               "closed_loop_images_per_s", "closed_loop_latency_ms_p90", "LoadGen / closed loop", "query_count",
+               "duration_s", "loadgen_valid", "loadgen_invalid_reason"]
+    section.text.append("The second table lists every LoadGen row; `LoadGen / closed loop` is Offline samples/s over "
+                        "our throughput mode's images/s, and SingleStream p90 over our latency mode's p90 (same "
+                        "instance, same run).")
     section.tables.append(("LoadGen scenarios", table.sort_values(["depth", "backend", "scenario"])
                            .reindex(columns=columns)))
     return section
@@ -271,7 +276,10 @@ def _load_plot(server: pd.DataFrame, out: Path) -> str:
             steps = sorted(search["steps"], key=lambda s: s["target_qps"]) if search else []
             if steps:
                 ax.plot([s["target_qps"] for s in steps], [s.get(held) for s in steps], color=colour,
-                        marker=marker, markersize=4, linestyle=MODE_STYLES["Poisson arrivals (LoadGen Server)"])
+                        linestyle=MODE_STYLES["Poisson arrivals (LoadGen Server)"])
+                for step in steps:  # VALID steps filled, INVALID ones crossed
+                    ax.plot([step["target_qps"]], [step.get(held)], color=colour, markersize=5,
+                            marker=marker if step["valid"] else "x")
             else:
                 ax.plot([row.target_qps], [row[held]], color=colour, marker=marker)
             closed = row.get(f"closed_loop_{held}")
@@ -287,7 +295,9 @@ def _load_plot(server: pd.DataFrame, out: Path) -> str:
     key = _key(set(server.backend), modes, set(server.precision))
     from matplotlib.lines import Line2D
 
-    key.append(Line2D([], [], color="grey", linewidth=0.8, linestyle="-.", label="latency bound"))
+    key += [Line2D([], [], color="grey", linestyle="none", marker="x", label="INVALID step"),
+            Line2D([], [], color="grey", linestyle="none", marker="o", fillstyle="none", label="closed loop"),
+            Line2D([], [], color="grey", linewidth=0.8, linestyle="-.", label="latency bound")]
     return _panels(out, "under_load.png", sorted(set(server.depth)), draw,
                    "Latency at the held percentile against throughput", "target QPS (Poisson) / images/s (closed loop)",
                    "latency at the held percentile (ms, log)", key)

@@ -74,6 +74,11 @@ class Selection:
     server: pd.DataFrame | None = None  # LoadGen Server peaks that meet the constraints, best first
 
 
+def is_true(values: pd.Series) -> pd.Series:
+    """A boolean column as read back from CSV: bool, 1.0 (beside empty cells of other rows) or text."""
+    return values.map(lambda v: str(v) in ("True", "true", "1", "1.0")).astype(bool)
+
+
 def _filtered(frame: pd.DataFrame, c: Constraints) -> pd.DataFrame:
     rows = frame[(frame.status == "ok") & (frame.parity_status == "pass")]
     if c.precisions:
@@ -96,7 +101,7 @@ def server_candidates(frame: pd.DataFrame, c: Constraints) -> pd.DataFrame:
     if "scenario" not in frame or c.max_latency_ms is None:
         return frame.iloc[0:0]
     rows = _filtered(frame[frame.scenario == "server"], c)
-    rows = rows[rows.loadgen_valid.astype(str) == "True"]
+    rows = rows[is_true(rows.loadgen_valid)]
     rows = rows[(rows.loadgen_percentile >= c.latency_percentile) & (rows.latency_bound_ms <= c.max_latency_ms)]
     if c.min_throughput is not None:
         rows = rows[rows.target_qps >= c.min_throughput]
