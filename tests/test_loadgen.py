@@ -191,3 +191,28 @@ def test_bad_input_is_one_line_and_exit_2_before_any_work(tmp_path, capsys, args
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "runs").exists()
+
+
+def test_full_profile_adds_offline_and_server_for_the_best_backend_per_depth(small_artifacts, store_dir, tmp_path,
+                                                                            monkeypatch):
+    from resnet_bench import harness
+    from resnet_bench.scenarios import loadgen_run
+
+    monkeypatch.setitem(loadgen.DURATIONS, "quick", Duration("quick", min_duration_s=0.5))
+    monkeypatch.setattr(loadgen_run, "REFERENCE_RULE", SHORT_RULE)
+    assert harness.SweepConfig.from_profile("quick", "cpu").loadgen == ()  # the quick profile stays as it was
+    config = harness.SweepConfig.from_profile(
+        "full", "cpu", depths=(18,), batches=(1,), backends=("onnxruntime", "openvino"), input_size=64,
+        artifacts=str(store_dir), parity_images=8, rule=StopRule(warmup_iters=2, warmup_s=0, min_iters=10, min_s=0.2,
+                                                                 max_s=2))
+    assert config.loadgen == ("offline", "server")
+    run_dir = tmp_path / "run"
+    harness.start(config, run_dir)
+    rows = harness.Sweep(config, run_dir).run().rows
+    sweep = [r for r in rows if r["mode"] == "throughput" and r["status"] == "ok"]
+    best = max(sweep, key=lambda r: r["images_per_s"])
+    added = [r for r in rows if r.get("scenario")]
+    assert sorted(r["scenario"] for r in added) == ["offline", "server"]
+    assert {r["backend"] for r in added} == {best["backend"]} and all(r["depth"] == 18 for r in added)
+    assert all((run_dir / r["loadgen_log_dir"] / "mlperf_log_detail.txt").is_file() for r in added)
+    assert len(harness.Sweep(harness.resume(run_dir), run_dir).run().rows) == len(rows)  # resumed: nothing again
