@@ -173,6 +173,57 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+LOADGEN_COLUMNS = ["scenario", "backend", "precision", "batch_size", "target_qps", "qps", "latency_ms_p50",
+                   "latency_ms_p90", "latency_ms_p99", "early_stopping_ms", "loadgen_valid", "closed_loop_images_per_s",
+                   "closed_loop_latency_ms_p90", "parity_status", "status"]
+
+
+def cmd_loadgen(args: argparse.Namespace) -> int:
+    import math
+
+    from resnet_bench import fingerprint, harness
+    from resnet_bench.parity import image_files
+    from resnet_bench.results import RunWriter
+    from resnet_bench.scenarios.loadgen import MULTISTREAM_SAMPLES, loadgen_version
+    from resnet_bench.scenarios.loadgen_run import LoadgenConfig, read_labels, run_cell
+
+    config = LoadgenConfig(depth=args.depth, backend=args.backend, precision=args.precision, device=args.device,
+                           scenarios=args.scenario, duration=args.duration, percentile=args.percentile,
+                           latency_bound_ms=args.latency_bound_ms, server_qps=args.server_qps,
+                           server_mode=args.server_mode, offline_batches=args.offline_batches, variant=args.variant,
+                           weights=args.weights, input_size=args.input_size, threads=args.threads,
+                           artifacts=args.artifacts, images=args.images, labels=args.labels,
+                           accuracy_count=args.count)
+    if loadgen_version() == "?":
+        raise ValueError("LoadGen is not installed: pip install mlcommons-loadgen")
+    limits.require_device(config.device)
+    limits.require_batch(max(MULTISTREAM_SAMPLES, *config.plan().offline_batches), config.input_size,
+                         "--offline-batches")
+    if config.images:
+        image_files(config.images)
+    if config.labels:
+        read_labels(config.labels, config.images)
+    limits.require_writable(args.out, "--out")
+    limits.require_writable(config.artifacts, "--artifacts")
+    run_dir = harness.new_run_dir(Path(args.out), config.device)
+    harness.start(config, run_dir)
+    writer = RunWriter(run_dir)
+
+    def progress(row: dict) -> None:
+        print(f"loadgen: resnet{row['depth']} {row['backend']} {row['scenario']}: {row['status']}, "
+              f"LoadGen {'VALID' if row.get('loadgen_valid') else 'INVALID'}", file=sys.stderr)
+
+    with stdout_to_stderr():
+        run_cell(config, run_dir, writer, fingerprint.collect()["fingerprint_id"], on_row=progress)
+    writer.finish()
+    rows = [{key: None if isinstance(value, float) and math.isnan(value) else value for key, value in row.items()}
+            | {"run_dir": str(run_dir)} for row in writer.rows]
+    emit(rows, args.format, title=f"LoadGen run {run_dir.name} ({config.plan().span.rules(config.plan().bound_ms)})",
+         columns=LOADGEN_COLUMNS)
+    print(run_dir, file=sys.stdout if args.format == "table" else sys.stderr)
+    return 0
+
+
 def _require_machine(config, out_flag: str, out: Path) -> None:
     """Refuse, before anything is measured, a sweep this machine cannot run or record."""
     limits.require_device(config.device)
@@ -348,6 +399,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--images", default=None, help="parity on this folder of real images (default: seeded)")
     p.add_argument("--format", choices=FORMATS, default="table")
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("loadgen", help="latency under load: MLPerf LoadGen scenarios for one depth x backend")
+    _add_model_args(p, depth_default=50)
+    p.add_argument("--backend", default="onnxruntime")
+    p.add_argument("--precision", default="fp32")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--scenario", type=str_list, default=("singlestream", "multistream", "offline", "server"),
+                   help="singlestream,multistream,offline,server")
+    p.add_argument("--latency-bound-ms", type=float, default=None,
+                   help="Server's bound on the held percentile (default: 15 on cuda, 100 on cpu)")
+    p.add_argument("--duration", default="quick", help="quick (seconds) or mlperf (600 s and the official counts)")
+    p.add_argument("--percentile", type=int, default=None,
+                   help="MultiStream's and Server's held percentile, 90 or 99 (default: quick 90, mlperf 99)")
+    p.add_argument("--server-qps", type=float, default=None, help="one Server run at this QPS (default: peak search)")
+    p.add_argument("--server-mode", default=None,
+                   help="Server's instance: latency or throughput (default: latency on cpu, throughput on cuda)")
+    p.add_argument("--offline-batches", type=int_list, default=None,
+                   help="Offline runs the one of most images/s (default: 1,8 on cpu; 8,32,128 on cuda)")
+    p.add_argument("--input-size", type=int, default=224)
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--images", default=None, help="accuracy-run images (default: 32 seeded synthetic images)")
+    p.add_argument("--labels", default=None, help="'file label' lines for --images: top-1 accuracy too")
+    p.add_argument("--count", type=int, default=32, help="seeded accuracy images when no --images")
+    p.add_argument("--artifacts", default="artifacts", help="artifact store folder")
+    p.add_argument("--out", default="results/runs", help="where run directories go")
+    p.add_argument("--format", choices=FORMATS, default="table")
+    p.set_defaults(func=cmd_loadgen)
 
     p = sub.add_parser("report", help="report.md / report.html / plots from one or more runs")
     p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")

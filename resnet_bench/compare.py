@@ -154,7 +154,7 @@ def parse_threshold(text: str) -> float:
 # Config fields that only choose which cells a run has (cells are matched by id, which holds
 # them) or where files go; every other field may move a figure and must match.
 CELL_CHOICE = frozenset({"device", "depths", "batches", "backends", "precisions", "modes", "parity_images",
-                         "artifacts"})
+                         "artifacts", "loadgen"})
 
 
 def _read_json(path) -> dict | None:
@@ -226,7 +226,9 @@ def compare_runs(base_dir, head_dir, threshold: float = 0.10) -> list[dict]:
         b, h = base.loc[cell], head.loc[cell]
         row = {"cell_id": cell, "base_status": b.status, "head_status": h.status,
                "parity_worse": b.parity_status == "pass" and h.parity_status != "pass"}
-        if b.status in ("ok", "parity_failed") and h.status in ("ok", "parity_failed"):
+        if isinstance(b.get("scenario"), str) and b.get("scenario"):  # LoadGen keeps no samples of ours
+            row.update(verdict="not compared", reason="LoadGen row: see its own verdict (loadgen_valid)")
+        elif b.status in ("ok", "parity_failed") and h.status in ("ok", "parity_failed"):
             decision = decide_samples(load_samples(base_dir, cell), load_samples(head_dir, cell), threshold)
             row.update(decision.row(), base_ms=b.latency_ms_p50, head_ms=h.latency_ms_p50)
         else:

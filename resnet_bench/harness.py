@@ -2,7 +2,9 @@
 
 Per (depth, backend, precision): parity against PyTorch fp32 first, then every mode and
 batch size timed by the scenario layer (``resnet_bench.scenarios``: latency or throughput).
-Each cell becomes one row, written as soon as it finishes; failures are rows.
+Each cell becomes one row, written as soon as it finishes; failures are rows. The full
+profile then runs LoadGen's Offline and Server (``scenarios.loadgen_run``) for the backend x
+precision of the most throughput-mode images/s per depth, into the same run.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ PROFILES = {
     "full": dict(depths=DEPTHS, batches=(1, 8, 32), rule=SWEEP_RULE, precisions=("fp32", "bf16", "int8")),
 }
 FULL_CUDA_BATCHES = (1, 8, 32, 128)
+LOADGEN_SCENARIOS = ("singlestream", "multistream", "offline", "server")
 # What the backend reports it ran with (describe()), copied into the row as is.
 RUNTIME_REPORTED = ("executed_precision", "threads", "in_flight", "threads_per_request", "streams",
                     "compile_graphs", "graph_breaks", "recompiles")
@@ -65,6 +68,7 @@ class SweepConfig:
     rule: StopRule = SWEEP_RULE  # ±1% median precision; StopRule is frozen, so one shared default
     cuda_graphs: bool = False  # torch on CUDA: time CUDA graph replays (latency mode)
     images: str | None = None  # parity on these real images (resize, centre-crop) instead of seeded ones
+    loadgen: tuple[str, ...] = ()  # LoadGen scenarios for the best backend per depth (full profile: Offline, Server)
 
     def __post_init__(self) -> None:
         BackendOptions(self.device, threads=self.threads, cuda_graphs=self.cuda_graphs)  # validates them
@@ -80,6 +84,9 @@ class SweepConfig:
         for mode in self.modes:
             if mode not in MODES:
                 raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+        for scenario in self.loadgen:
+            if scenario not in LOADGEN_SCENARIOS:
+                raise ValueError(f"LoadGen scenario must be one of {', '.join(LOADGEN_SCENARIOS)}, got {scenario!r}")
         if not self.batches or min(self.batches) < 1:
             raise ValueError(f"batch sizes must be at least 1, got {list(self.batches)}")
         ModelSpec(self.depths[0], self.variant, self.weights, input_size=self.input_size)
@@ -101,6 +108,8 @@ class SweepConfig:
             base["precisions"] = ("fp32", "tf32", "fp16", "bf16")
         if profile == "full" and device == "cpu":
             base["backends"] = (*DEFAULT_BACKENDS["cpu"], "torch-compile")
+        if profile == "full":
+            base["loadgen"] = ("offline", "server")
         base.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**base)
 
@@ -138,6 +147,9 @@ class Sweep:
     def run(self) -> RunWriter:
         todo = self.todo()
         if not todo:
+            if self.config.loadgen:  # a resumed full run: its LoadGen rows may be missing
+                self._loadgen()
+                self.writer.finish()
             return self.writer
         cfg = self.config
         threads = cfg.threads or self.fingerprint["cpus_available"]
@@ -162,9 +174,31 @@ class Sweep:
                         cells = [c for c in todo if c["depth"] == depth and c["backend"] == backend
                                  and c["precision"] == precision]
                         self._group(exporter, cells, images, reference, bench_images)
+        self._loadgen()
         self._final_roof()
         self.writer.finish()
         return self.writer
+
+    def _loadgen(self) -> None:
+        """Per depth, the backend x precision of the most throughput-mode images/s (ran, parity
+        passed) runs the config's LoadGen scenarios at the quick setting; depths that have LoadGen
+        rows already (a resumed run) are skipped."""
+        from resnet_bench.scenarios.loadgen_run import LoadgenConfig, run_cell
+
+        cfg = self.config
+        rows = self.writer.rows
+        for depth in cfg.depths if cfg.loadgen else ():
+            if any(r["depth"] == depth and r.get("scenario") in cfg.loadgen for r in rows):
+                continue
+            best = [r for r in rows if r["depth"] == depth and r["mode"] == "throughput" and r["status"] == "ok"
+                    and r["parity_status"] == "pass"]
+            if not best:
+                continue
+            best = max(best, key=lambda r: r["images_per_s"])
+            config = LoadgenConfig(depth=depth, backend=best["backend"], precision=best["precision"],
+                                   device=cfg.device, scenarios=cfg.loadgen, variant=cfg.variant, weights=cfg.weights,
+                                   input_size=cfg.input_size, threads=cfg.threads, artifacts=cfg.artifacts)
+            run_cell(config, self.writer.dir, self.writer, self.fingerprint["fingerprint_id"], on_row=self.on_cell)
 
     def _row(self, cell: dict, **values) -> dict:
         macs = count_macs(cell["depth"], cell["variant"], cell["input_size"])

@@ -70,7 +70,8 @@ def judge(metrics: dict, precision: str) -> str:
 
 
 def image_files(folder: str | Path) -> list[Path]:
-    """The image files of ``folder``, sorted; ValueError when it is missing or holds none."""
+    """The image files of ``folder``, sorted (the order ``load_images`` stacks them); ValueError
+    when it is missing or holds none."""
     folder = Path(folder)
     if not folder.is_dir():
         raise ValueError(f"image folder not found: {folder}")
@@ -166,6 +167,14 @@ def check_runner(runner: Backend, backend: str, images: np.ndarray, reference: n
             outputs = [_in_chunks(runner.infer, images)]
     except Exception as exc:
         return Verdict(**cell, status="error", reason=f"{type(exc).__name__}: {exc}".splitlines()[0])
+    return judge_outputs(runner, backend, outputs, reference)
+
+
+def judge_outputs(runner: Backend, backend: str, outputs: list[np.ndarray], reference: np.ndarray) -> Verdict:
+    """The verdict on outputs a backend gave for the reference's images (the worst of several,
+    e.g. one per request stream), with what the runtime says it ran."""
+    options = runner.options
+    cell = dict(backend=backend, precision=options.precision, device=options.device)
     info = runner.describe()
     metrics = _worst([compare(output, reference) for output in outputs])
     reasons = [judge(metrics, precision_table.tolerance_key(backend, options.device, options.precision))]

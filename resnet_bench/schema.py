@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 # 1: up to issue 10 (no column). 2: percentile intervals, unbounded, median_precision, drift, threads
-# per request, torch-compile counts, GPU telemetry.
-SCHEMA_VERSION = 2
+# per request, torch-compile counts, GPU telemetry. 3: LoadGen scenario rows (scenario, qps, LoadGen's
+# verdict, early stopping, the closed-loop figure beside it, the settings and logs).
+SCHEMA_VERSION = 3
 TYPES = {"string": str, "integer": int, "number": float, "boolean": bool}
 
 
@@ -34,7 +35,8 @@ class Column:
 
 def _percentile(q: int) -> tuple[Column, ...]:
     return (
-        Column(f"latency_ms_p{q}", "number", "ms", f"p{q} of the request latencies; empty when unbounded"),
+        Column(f"latency_ms_p{q}", "number", "ms", f"p{q} of the request latencies; empty when unbounded "
+               "(LoadGen rows: from LoadGen's log, per query, counted from the query's scheduled time)"),
         Column(f"latency_ms_p{q}_low", "number", "ms",
                f"lower end of the 95% distribution-free interval of p{q} (an order statistic)"),
         Column(f"latency_ms_p{q}_high", "number", "ms",
@@ -50,8 +52,9 @@ ROW: tuple[Column, ...] = (
     Column("backend", "string", "", "torch, torch-compile, onnxruntime, openvino, tensorrt", True),
     Column("precision", "string", "", "precision asked for: fp32, fp16, bf16", True),
     Column("device", "string", "", "cpu or cuda", True),
-    Column("mode", "string", "", "latency (one request at a time) or throughput (several in flight)", True),
-    Column("batch_size", "integer", "images", "images per request", True),
+    Column("mode", "string", "",
+           "latency (one request at a time) or throughput (several in flight); LoadGen rows: their scenario", True),
+    Column("batch_size", "integer", "images", "images per request (LoadGen Offline: the batch it ran)", True),
     Column("input_size", "integer", "pixels", "height and width of the input images", True),
     Column("iterations", "integer", "requests", "timed samples kept"),
     *_percentile(50),
@@ -67,7 +70,8 @@ ROW: tuple[Column, ...] = (
     Column("drift", "number", "fraction", "median of the last third of the samples over the first third, minus 1"),
     Column("unbounded", "string", "", "percentiles the samples cannot bound, and how many samples they need"),
     Column("images_per_s", "number", "images/s",
-           "latency mode: batch / mean latency; throughput mode: batch x in-flight / mean latency"),
+           "latency mode: batch / mean latency; throughput mode: batch x requests finished / time; "
+           "LoadGen rows: samples/s (completed, for Server)"),
     Column("gmacs", "number", "GMACs", "analytic multiply-adds per image (convs + fc), 1e9"),
     Column("paper_gmacs", "number", "GMACs", "the paper's Table 1 figure, 1e9 multiply-adds"),
     Column("achieved_gflops", "number", "GFLOP/s", "2 x gmacs x images_per_s"),
@@ -106,6 +110,35 @@ ROW: tuple[Column, ...] = (
     Column("energy_per_image_j", "number", "J", "gpu_power_w / images_per_s; empty under MIG"),
     Column("gpu_throttle", "string", "", "NVML clock-event reasons seen during the cell (any makes it invalid)"),
     Column("telemetry_note", "string", "", "why telemetry is partial"),
+    # LoadGen rows (resnet-bench loadgen; the full profile's Offline and Server): empty elsewhere.
+    Column("scenario", "string", "", "LoadGen scenario: singlestream, multistream, offline, server"),
+    Column("loadgen_rules", "string", "", "the rules the run followed (quick or mlperf; not an MLPerf result)"),
+    Column("target_qps", "number", "queries/s",
+           "Server: the Poisson arrival rate asked (the peak's, after a search); others: what sized the run"),
+    Column("qps", "number", "queries/s",
+           "LoadGen's rate: SingleStream / MultiStream queries/s, Server completed samples/s, Offline samples/s"),
+    Column("query_count", "integer", "queries", "queries LoadGen counted in the performance run"),
+    Column("duration_s", "number", "s", "wall time of the performance run"),
+    Column("latency_bound_ms", "number", "ms", "Server: the latency bound the held percentile must meet"),
+    Column("loadgen_percentile", "number", "percent", "the latency percentile LoadGen held the run to (90 or 99)"),
+    Column("loadgen_valid", "boolean", "", "LoadGen's verdict: VALID"),
+    Column("loadgen_invalid_reason", "string", "", "why LoadGen said INVALID (constraints, minimums, early stopping)"),
+    Column("early_stopping_ms", "number", "ms",
+           "LoadGen's early-stopping estimate of the held percentile (SingleStream, MultiStream)"),
+    Column("early_stopping", "string", "", "LoadGen's early-stopping result, in its words"),
+    Column("overlatency_queries", "integer", "queries", "Server: queries over the latency bound"),
+    Column("server_search_steps", "integer", "runs",
+           "Server: LoadGen runs of the peak search behind the row (0: one run at a given QPS); steps in search.json"),
+    Column("offline_batch_choice", "string", "", "Offline: images/s of each candidate batch in throughput mode"),
+    Column("closed_loop_images_per_s", "number", "images/s",
+           "our closed-loop figure on the same instance, same run (latency mode, or throughput mode for Offline)"),
+    Column("closed_loop_latency_ms_p90", "number", "ms", "p90 of that closed-loop measurement"),
+    Column("closed_loop_latency_ms_p99", "number", "ms", "p99 of that closed-loop measurement; empty when unbounded"),
+    Column("loadgen_accuracy_samples", "integer", "images", "images in LoadGen's accuracy run (parity columns)"),
+    Column("accuracy_top1", "number", "fraction", "top-1 accuracy of the accuracy run against --labels"),
+    Column("reference_accuracy_top1", "number", "fraction", "PyTorch fp32's top-1 accuracy on the same images"),
+    Column("loadgen_settings", "string", "", "LoadGen's effective test settings as it logged them (JSON)"),
+    Column("loadgen_log_dir", "string", "", "LoadGen's log folder for the row, relative to the run folder"),
     Column("schema_version", "integer", "", f"version of this row definition ({SCHEMA_VERSION})", True),
 )
 

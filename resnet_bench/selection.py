@@ -6,6 +6,14 @@ Only cells that ran (``status == ok``) and passed parity are ever recommended; n
 upper end of the chosen percentile's 95% interval (``latency_ms_p90_high``): a cell whose
 percentile the samples cannot bound (too few samples) never meets a latency budget, and the
 miss says so.
+
+Those latencies are closed-loop: one request waits for the last, so they are not the latency
+a service sees at that throughput. With a latency budget, selection prefers LoadGen Server
+results where a depth has them (``resnet-bench loadgen``, the full profile): the peak target
+QPS LoadGen called VALID with the held percentile (p90 or p99, at least the one asked) under a
+bound within the budget, "N QPS at p99 <= budget under Poisson arrivals". Without one, it says
+the pick rests on closed-loop figures only. The other LoadGen rows (SingleStream, MultiStream,
+Offline) are not candidates: they carry LoadGen's percentiles, not our intervals.
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ import pandas as pd
 
 PERCENTILES = (50, 90, 99)
 CONFIG = ["machine", "device", "backend", "precision", "mode", "batch_size", "depth"]
+CLOSED_LOOP = ("latency", "throughput")
 
 
 @dataclass(frozen=True)
@@ -60,13 +69,18 @@ class Constraints:
 class Selection:
     qualifying: pd.DataFrame  # ranked: best first
     pareto: pd.DataFrame  # per depth, the latency / throughput front of the candidates
-    picks: list[dict]  # per depth: {"depth", "row", "reason"}
+    picks: list[dict]  # per depth: {"depth", "row", "reason", "source": "server" or "closed-loop"}
     misses: list[str]  # when nothing qualifies for a depth: which constraint, by how much
+    server: pd.DataFrame | None = None  # LoadGen Server peaks that meet the constraints, best first
 
 
-def candidates(frame: pd.DataFrame, c: Constraints) -> pd.DataFrame:
-    """Cells that ran, passed parity and fit the filters (precision, device, depth)."""
-    rows = with_bounds(frame[(frame.status == "ok") & (frame.parity_status == "pass")], c)
+def is_true(values: pd.Series) -> pd.Series:
+    """A boolean column as read back from CSV: bool, 1.0 (beside empty cells of other rows) or text."""
+    return values.map(lambda v: str(v) in ("True", "true", "1", "1.0")).astype(bool)
+
+
+def _filtered(frame: pd.DataFrame, c: Constraints) -> pd.DataFrame:
+    rows = frame[(frame.status == "ok") & (frame.parity_status == "pass")]
     if c.precisions:
         rows = rows[rows.precision.isin(c.precisions)]
     if c.devices:
@@ -74,6 +88,34 @@ def candidates(frame: pd.DataFrame, c: Constraints) -> pd.DataFrame:
     if c.depths:
         rows = rows[rows.depth.isin(c.depths)]
     return rows
+
+
+def candidates(frame: pd.DataFrame, c: Constraints) -> pd.DataFrame:
+    """Closed-loop cells that ran, passed parity and fit the filters (precision, device, depth)."""
+    return with_bounds(_filtered(frame[frame["mode"].isin(CLOSED_LOOP)], c), c)
+
+
+def server_candidates(frame: pd.DataFrame, c: Constraints) -> pd.DataFrame:
+    """LoadGen Server peaks that fit the filters and the constraints, best (most QPS) first: VALID,
+    held to a percentile at least the one asked, under a bound within the budget."""
+    if "scenario" not in frame or c.max_latency_ms is None:
+        return frame.iloc[0:0]
+    rows = _filtered(frame[frame.scenario == "server"], c)
+    rows = rows[is_true(rows.loadgen_valid)]
+    rows = rows[(rows.loadgen_percentile >= c.latency_percentile) & (rows.latency_bound_ms <= c.max_latency_ms)]
+    if c.min_throughput is not None:
+        rows = rows[rows.target_qps >= c.min_throughput]
+    if c.max_rel_err is not None:
+        rows = rows[rows.rel_l2_err <= c.max_rel_err]
+    return rows.sort_values(["depth", "target_qps"], ascending=[True, False])
+
+
+def _server_reason(row: pd.Series, closed: str) -> str:
+    steps = int(row.server_search_steps) if pd.notna(row.get("server_search_steps")) else 0
+    how = f"the peak of a {steps}-step search" if steps else "one run at that rate"
+    return (f"ResNet-{row.depth}: {row.backend} {row.precision} on {row.device} serves {row.target_qps:.3g} QPS "
+            f"at p{row.loadgen_percentile:g} <= {row.latency_bound_ms:g} ms under Poisson arrivals (LoadGen Server, "
+            f"VALID, {how}; measured p99 {row.latency_ms_p99:.1f} ms){closed}.")
 
 
 def with_bounds(rows: pd.DataFrame, c: Constraints) -> pd.DataFrame:
@@ -148,9 +190,18 @@ def select(frame: pd.DataFrame, c: Constraints) -> Selection:
     fronts = [pareto_front(group, c.latency_column) for _, group in rows.groupby("depth")]
     pareto = pd.concat(fronts) if fronts else rows.iloc[0:0]
     picks, misses = [], []
+    server = server_candidates(frame, c)
+    has_server = set(frame[frame.get("scenario", pd.Series(index=frame.index, dtype=object)) == "server"].depth)
     depths = sorted(set(c.depths or frame.depth.unique()))
     for depth in depths:
         mine = qualifying[qualifying.depth == depth]
+        served = server[server.depth == depth]
+        if len(served):
+            closed = (f"; closed loop alone would pick {_label(mine.iloc[0])} at {mine.iloc[0].images_per_s:.1f} "
+                      "images/s" if len(mine) else "")
+            picks.append({"depth": depth, "row": served.iloc[0], "source": "server",
+                          "reason": _server_reason(served.iloc[0], closed)})
+            continue
         if len(mine):
             best = mine.iloc[0]
             noisy = "" if best.valid in (True, "True") else f" (not a valid cell: {best.invalid_reasons})"
@@ -160,7 +211,11 @@ def select(frame: pd.DataFrame, c: Constraints) -> Selection:
                   else f"p{c.latency_percentile} <= {best[c.latency_column]:.1f} ms (95% bound)")
             reason = (f"ResNet-{depth}: {_label(best)} gives {best.images_per_s:.1f} images/s at "
                       f"{at}, the highest throughput of {len(mine)} qualifying configurations{limit}{noisy}.")
-            picks.append({"depth": depth, "row": best, "reason": reason})
+            if c.max_latency_ms is not None:
+                reason += (" Closed-loop figures only: LoadGen Server results exist but none is VALID within the "
+                           "budget." if depth in has_server else " Closed-loop figures only (no LoadGen Server run): "
+                           "the latency of one request at a time, not under load.")
+            picks.append({"depth": depth, "row": best, "reason": reason, "source": "closed-loop"})
             continue
         pool = rows[rows.depth == depth]
         if not len(pool):
@@ -171,4 +226,4 @@ def select(frame: pd.DataFrame, c: Constraints) -> Selection:
         closest = [pool.loc[i] for _, i in scored[:3]]
         details = "; ".join(f"{_label(r)}: {_miss_sentence(r, c, violations(r, c))}" for r in closest)
         misses.append(f"ResNet-{depth}: nothing meets {c.describe()}. Closest: {details}.")
-    return Selection(qualifying, pareto, picks, misses)
+    return Selection(qualifying, pareto, picks, misses, server)

@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from resnet_bench import fingerprint, harness, results
+from resnet_bench import fingerprint, harness, results, schema
 from resnet_bench.harness import Sweep, SweepConfig
 from resnet_bench.timing import StopRule
 
@@ -56,7 +56,7 @@ def test_every_cell_is_one_row_with_every_column(small_run, resnet18_model):
 
 def test_every_timed_cell_has_its_median_interval_and_says_what_it_cannot_bound(small_run):
     ok = results.load(small_run).query("status == 'ok'")
-    assert (ok.schema_version == 2).all() and ok.median_precision.notna().all()
+    assert (ok.schema_version == schema.SCHEMA_VERSION).all() and ok.median_precision.notna().all()
     assert ((ok.latency_ms_p50_low <= ok.latency_ms_p50) & (ok.latency_ms_p50 <= ok.latency_ms_p50_high)).all()
     short = ok[ok.iterations < 368]  # too few samples for a p99 upper bound: empty and said, not the max
     assert len(short) and short.latency_ms_p99.isna().all() and short.latency_ms_p99_high.isna().all()

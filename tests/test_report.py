@@ -8,7 +8,8 @@ from resnet_bench.report import build_report, load_runs, reason_counts, validity
 from resnet_bench.selection import Constraints
 
 SECTIONS = ["## 1. Table 1, reproduced", "## 2. Speed against FLOPs", "## 3. Batch scaling",
-            "## 4. Parity matrix", "## 5. Deployment-target selection", "## 6. Validity"]
+            "## 4. Parity matrix", "## 5. Under load (MLPerf LoadGen)", "## 6. Deployment-target selection",
+            "## 7. Validity"]
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +25,7 @@ def run_dir(tmp_path_factory, store_dir, small_artifacts):
     return path
 
 
-def test_report_has_all_six_sections_and_plots(tmp_path, run_dir):
+def test_report_has_all_seven_sections_and_plots(tmp_path, run_dir):
     # p50: 6 samples bound it, so the cells qualify however slow a loaded machine makes them
     report = build_report([run_dir], tmp_path, Constraints(max_latency_ms=1000, latency_percentile=50))
     text = report.read_text()
@@ -36,7 +37,42 @@ def test_report_has_all_six_sections_and_plots(tmp_path, run_dir):
         assert (tmp_path / png).stat().st_size > 1000
         assert f"]({png})" in text
     page = (tmp_path / "report.html").read_text()
-    assert page.count("data:image/png;base64,") == 3 and "<h2>6. Validity</h2>" in page
+    assert page.count("data:image/png;base64,") == 3 and "<h2>7. Validity</h2>" in page
+
+
+@pytest.fixture(scope="module")
+def loadgen_dir(tmp_path_factory, store_dir, small_artifacts):
+    """A LoadGen run of ResNet-18 at 64 px: SingleStream and a short Server peak search."""
+    from resnet_bench import harness
+    from resnet_bench.results import RunWriter
+    from resnet_bench.scenarios import loadgen_run
+    from resnet_bench.scenarios.loadgen import Duration
+    from resnet_bench.timing import StopRule
+
+    pytest.importorskip("mlperf_loadgen")
+    config = loadgen_run.LoadgenConfig(depth=18, backend="onnxruntime", input_size=64, artifacts=str(store_dir),
+                                       scenarios=("singlestream", "server"), accuracy_count=8, max_steps=3)
+    path = tmp_path_factory.mktemp("loadgen") / "run-lg"
+    harness.start(config, path)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(loadgen_run, "REFERENCE_RULE", StopRule(warmup_iters=2, warmup_s=0, min_iters=40, min_s=0.2,
+                                                               max_s=2))
+        loadgen_run.run_cell(config, path, RunWriter(path), "test", span=Duration("test", 0.5))
+    return path
+
+
+def test_under_load_puts_the_server_peak_beside_the_closed_loop(tmp_path, run_dir, loadgen_dir):
+    text = build_report([run_dir, loadgen_dir], tmp_path, Constraints(max_latency_ms=100)).read_text()
+    assert "## 5. Under load (MLPerf LoadGen)" in text
+    assert "**Server peak at the bound, beside the closed loop**" in text
+    assert "peak QPS (Poisson)" in text and "p90 Poisson / closed" in text and "**LoadGen scenarios**" in text
+    assert (tmp_path / "under_load.png").stat().st_size > 1000 and "](under_load.png)" in text
+    assert "under Poisson arrivals (LoadGen Server, VALID" in text  # the selection prefers the Server peak
+    frame, _ = load_runs([run_dir, loadgen_dir])
+    assert set(frame.scenario.dropna()) == {"singlestream", "server"}
+    # the sweep's sections keep to the sweep's rows
+    batch = text.split("## 3. Batch scaling")[1].split("## 4.")[0]
+    assert "singlestream" not in batch and "server" not in batch
 
 
 def test_nothing_qualifies_is_explained(tmp_path, run_dir):

@@ -116,3 +116,45 @@ def test_rows_without_intervals_never_meet_a_latency_budget():
     (miss,) = select(old, Constraints(max_latency_ms=100)).misses
     assert "p90 unbounded (results schema 1 rows have no intervals)" in miss
     assert select(old, Constraints(min_throughput=10)).picks[0]["row"].backend == "onnxruntime"
+
+
+def server(backend, qps, bound=100, percentile=90, depth=50, valid=True, precision="fp32", steps=5):
+    """A LoadGen Server peak as ``resnet-bench loadgen`` writes it."""
+    return dict(machine="m1", device="cpu", backend=backend, precision=precision, mode="server", scenario="server",
+                batch_size=1, depth=depth, target_qps=qps, qps=qps * 0.97, images_per_s=qps * 0.97,
+                latency_bound_ms=bound, loadgen_percentile=percentile, loadgen_valid=valid, latency_ms_p90=bound * 0.9,
+                latency_ms_p99=bound * 1.3, server_search_steps=steps, status="ok", parity_status="pass",
+                rel_l2_err=1e-6, valid=valid, invalid_reasons="")
+
+
+def test_a_latency_budget_prefers_server_peaks_under_poisson_arrivals(frame):
+    rows = pd.concat([frame, pd.DataFrame([server("openvino", 9.5), server("onnxruntime", 8.0)])], ignore_index=True)
+    (pick,) = select(rows, Constraints(max_latency_ms=100, precisions=("fp32",), depths=(50,))).picks
+    assert pick["source"] == "server" and pick["row"].backend == "openvino"
+    assert "serves 9.5 QPS at p90 <= 100 ms under Poisson arrivals (LoadGen Server, VALID" in pick["reason"]
+    # the closed-loop figure it would otherwise have trusted is said beside it
+    assert ("closed loop alone would pick onnxruntime fp32 latency batch 1 on cpu (m1) at 16.0 images/s"
+            in pick["reason"])
+
+
+def test_server_peaks_outside_the_question_fall_back_to_the_closed_loop_and_say_so(frame):
+    rows = pd.concat([frame, pd.DataFrame([server("openvino", 9.5, bound=150),  # bound above the budget
+                                           server("onnxruntime", 12, valid=False)])], ignore_index=True)
+    (pick,) = select(rows, Constraints(max_latency_ms=100, precisions=("fp32",), depths=(50,))).picks
+    assert pick["source"] == "closed-loop" and "none is VALID within the budget" in pick["reason"]
+    (pick,) = select(frame, Constraints(max_latency_ms=100, precisions=("fp32",), depths=(50,))).picks
+    assert "Closed-loop figures only (no LoadGen Server run)" in pick["reason"]
+    # held to p90 does not answer a p99 question
+    rows = pd.concat([frame, pd.DataFrame([server("openvino", 9.5)])], ignore_index=True)
+    picks = select(rows, Constraints(max_latency_ms=1000, latency_percentile=99, depths=(50,))).picks
+    assert all(p["source"] == "closed-loop" for p in picks)
+    held99 = pd.concat([frame, pd.DataFrame([server("openvino", 9.5, percentile=99)])], ignore_index=True)
+    assert select(held99, Constraints(max_latency_ms=100, latency_percentile=99, depths=(50,))).picks[0][
+        "source"] == "server"
+
+
+def test_loadgen_rows_other_than_server_peaks_are_never_candidates(frame):
+    offline = dict(server("openvino", 500), mode="offline", scenario="offline")
+    rows = pd.concat([frame, pd.DataFrame([offline])], ignore_index=True)
+    picks = select(rows, Constraints(depths=(50,))).picks
+    assert picks[0]["row"]["mode"] in ("latency", "throughput")  # not the 500 samples/s Offline row
