@@ -313,7 +313,8 @@ def run_cell(config: LoadgenConfig, run_dir: str | Path, writer, fingerprint_id:
     from exporters.pipeline import Exporter, ExportOptions
     from resnet_bench.architecture import PAPER_GMACS, count_macs
     from resnet_bench.backends import BackendOptions, BackendUnavailable
-    from resnet_bench.harness import RUNTIME_REPORTED, _is_oom
+    from resnet_bench.harness import RUNTIME_REPORTED
+    from resnet_bench.limits import is_out_of_memory as _is_oom
     from resnet_bench.model import synthetic_images
     from resnet_bench.parity import judge_outputs, parity_images, reference_logits
     from resnet_bench.results import cell_id
