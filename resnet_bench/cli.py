@@ -238,7 +238,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     constraints = Constraints(max_latency_ms=args.max_latency_ms, latency_percentile=args.latency_percentile,
                               min_throughput=args.min_throughput, max_rel_err=args.max_rel_err,
-                              precisions=args.precisions, devices=args.devices, depths=args.depths)
+                              min_top1_agreement=args.min_top1_agreement, precisions=args.precisions, devices=args.devices, depths=args.depths)
     path = build_report(args.run_dirs, args.out, constraints)
     print(path)
     print(path.with_suffix(".html"))
@@ -434,6 +434,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--latency-percentile", type=int, default=90, help="50, 90 or 99")
     p.add_argument("--min-throughput", type=float, default=None, help="images/s")
     p.add_argument("--max-rel-err", type=float, default=None, help="relative L2 error against PyTorch fp32")
+    p.add_argument("--min-top1-agreement", type=float, default=None,
+                   help="share of images whose top-1 class matches PyTorch fp32 (e.g. 0.99)")
     p.add_argument("--precisions", type=str_list, default=None)
     p.add_argument("--devices", type=str_list, default=None)
     p.add_argument("--depths", type=int_list, default=None)

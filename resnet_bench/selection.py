@@ -34,6 +34,7 @@ class Constraints:
     latency_percentile: int = 90  # MLPerf SingleStream's; a p99 bound needs 368 samples
     min_throughput: float | None = None  # images/s
     max_rel_err: float | None = None
+    min_top1_agreement: float | None = None  # share of images whose top-1 matches PyTorch fp32
     precisions: tuple[str, ...] | None = None
     devices: tuple[str, ...] | None = None
     depths: tuple[int, ...] | None = None
@@ -45,6 +46,8 @@ class Constraints:
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise ValueError(f"{name} must be positive, got {value}")
+        if self.min_top1_agreement is not None and not 0 < self.min_top1_agreement <= 1:
+            raise ValueError(f"min_top1_agreement must be in (0, 1], got {self.min_top1_agreement}")
 
     @property
     def latency_column(self) -> str:
@@ -59,6 +62,8 @@ class Constraints:
             parts.append(f">= {self.min_throughput:g} images/s")
         if self.max_rel_err is not None:
             parts.append(f"rel. error <= {self.max_rel_err:g}")
+        if self.min_top1_agreement is not None:
+            parts.append(f"top-1 agreement >= {self.min_top1_agreement:g}")
         for name in ("precisions", "devices", "depths"):
             if getattr(self, name):
                 parts.append(f"{name} {', '.join(map(str, getattr(self, name)))}")
@@ -87,6 +92,8 @@ def _filtered(frame: pd.DataFrame, c: Constraints) -> pd.DataFrame:
         rows = rows[rows.device.isin(c.devices)]
     if c.depths:
         rows = rows[rows.depth.isin(c.depths)]
+    if c.min_top1_agreement is not None:  # int8 on the seeded model passes parity by its error alone
+        rows = rows[rows.top1_agreement >= c.min_top1_agreement]
     return rows
 
 

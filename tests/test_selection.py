@@ -158,3 +158,18 @@ def test_loadgen_rows_other_than_server_peaks_are_never_candidates(frame):
     rows = pd.concat([frame, pd.DataFrame([offline])], ignore_index=True)
     picks = select(rows, Constraints(depths=(50,))).picks
     assert picks[0]["row"]["mode"] in ("latency", "throughput")  # not the 500 samples/s Offline row
+
+
+def test_min_top1_agreement_keeps_a_fast_int8_cell_with_flipped_classes_out():
+    """int8 on the seeded model passes parity by its error alone (top-1 agreement 0.5 here);
+    a user who asks for 99% agreement gets the fp32 cell, and is told the constraint."""
+    rows = pd.DataFrame([
+        {**cell("openvino", 8, 400, 24), "top1_agreement": 1.0},
+        {**cell("openvino", 8, 100, 90, precision="int8", rel=0.24), "top1_agreement": 0.5},
+    ])
+    assert select(rows, Constraints()).picks[0]["row"].precision == "int8"  # fastest, by default
+    strict = Constraints(min_top1_agreement=0.99)
+    (pick,) = select(rows, strict).picks
+    assert pick["row"].precision == "fp32" and "top-1 agreement >= 0.99" in strict.describe()
+    with pytest.raises(ValueError, match="min_top1_agreement"):
+        Constraints(min_top1_agreement=1.5)
