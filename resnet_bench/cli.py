@@ -238,7 +238,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     constraints = Constraints(max_latency_ms=args.max_latency_ms, latency_percentile=args.latency_percentile,
                               min_throughput=args.min_throughput, max_rel_err=args.max_rel_err,
-                              min_top1_agreement=args.min_top1_agreement, precisions=args.precisions, devices=args.devices, depths=args.depths)
+                              min_top1_agreement=args.min_top1_agreement, precisions=args.precisions,
+                              devices=args.devices, depths=args.depths)
     path = build_report(args.run_dirs, args.out, constraints)
     print(path)
     print(path.with_suffix(".html"))
