@@ -79,7 +79,9 @@ def test_throughput_mode_serialised_requests_do_not():
     backend = SleepBackend(in_flight=4, serial=True)
     measured = scenarios.run("throughput", backend, backend.prepare(np.zeros((2, 3, 8, 8))), 2, RULE)
     assert measured.stats["latency_ms_mean"] == pytest.approx(80.0, rel=0.08)
-    assert near_rate(measured.images_per_s, 2 / SERVICE_S)  # 100 images/s
+    # 100 images/s, not 400; up to +1.5%: a request queued behind the lock at the window's end
+    # counts its waiting time as work done (timing.ThroughputTiming.requests_per_s: +0.8% measured)
+    assert 0.92 * 2 / SERVICE_S <= measured.images_per_s <= 1.015 * 2 / SERVICE_S
 
 
 def test_unknown_mode():
