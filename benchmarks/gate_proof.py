@@ -80,8 +80,8 @@ start = time.perf_counter()
 output = self._uninjected_run(*args)
 self.sync()
 end = start + (time.perf_counter() - start) * {1 + percent / 100!r}
-while time.perf_counter() < end:
-    pass
+while time.perf_counter() < end:  # the injected slowdown: a busy-wait
+    continue
 return output
 """, f"{backend} {percent:g}% slower")
 

@@ -41,38 +41,48 @@ def _torch_int_mm(n: int, threads: int) -> Callable[[], object]:
     return lambda: torch._int_mm(ta, tb)
 
 
-def _onnxruntime_matmulinteger(n: int, threads: int) -> Callable[[], object]:
-    """ONNX Runtime MatMulInteger (u8 x s8 -> s32, MLAS)."""
+def _onnxruntime_gemm(op: str, a: np.ndarray, b: np.ndarray, threads: int) -> Callable[[], object]:
+    """One ``op`` node (MatMul, MatMulInteger) with ``b`` as a constant, on ``threads`` threads."""
     import onnx
     import onnxruntime as ort
     from onnx import TensorProto, helper, numpy_helper
 
-    a, b = _operands(n)
+    out = TensorProto.INT32 if op == "MatMulInteger" else TensorProto.FLOAT
     graph = helper.make_graph(
-        [helper.make_node("MatMulInteger", ["a", "b"], ["y"])], "int8_gemm",
-        [helper.make_tensor_value_info("a", TensorProto.UINT8, [n, n])],
-        [helper.make_tensor_value_info("y", TensorProto.INT32, [n, n])],
+        [helper.make_node(op, ["a", "b"], ["y"])], f"{op}_gemm",
+        [helper.make_tensor_value_info("a", helper.np_dtype_to_tensor_dtype(a.dtype), list(a.shape))],
+        [helper.make_tensor_value_info("y", out, [a.shape[0], b.shape[1]])],
         [numpy_helper.from_array(b, "b")])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    onnx.checker.check_model(model)
     options = ort.SessionOptions()
     options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
     session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
-    onnx.checker.check_model(model)
     return lambda: session.run(None, {"a": a})
+
+
+def _onnxruntime_matmulinteger(n: int, threads: int) -> Callable[[], object]:
+    """ONNX Runtime MatMulInteger (u8 x s8 -> s32, MLAS)."""
+    return _onnxruntime_gemm("MatMulInteger", *_operands(n), threads)
+
+
+def _openvino_request(model, x: np.ndarray, threads: int) -> Callable[[], object]:
+    """``model`` compiled for the CPU on ``threads`` threads (LATENCY hint, f32 inference
+    precision), ``x`` bound as its input (a copy: the array may go out of scope)."""
+    import openvino as ov
+
+    compiled = ov.Core().compile_model(model, "CPU", {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY",
+                                                      "INFERENCE_PRECISION_HINT": "f32"})
+    request = compiled.create_infer_request()
+    request.set_input_tensor(ov.Tensor(x))
+    return lambda: request.infer()
 
 
 def _openvino_int8_matmul(n: int, threads: int) -> Callable[[], object]:
     """OpenVINO: u8 input and s8 weights with dequantization scales (the pattern NNCF
     writes), which the CPU plugin runs as an int8 oneDNN inner product."""
-    import openvino as ov
-
     a, b = _operands(n)
-    compiled = ov.Core().compile_model(_openvino_int8_model(a, b), "CPU", {"INFERENCE_NUM_THREADS": threads,
-                                                      "PERFORMANCE_HINT": "LATENCY",
-                                                      "INFERENCE_PRECISION_HINT": "f32"})
-    request = compiled.create_infer_request()
-    request.set_input_tensor(ov.Tensor(a))  # a copy: the array goes out of scope here
-    return lambda: request.infer()
+    return _openvino_request(_openvino_int8_model(a, b), a, threads)
 
 
 def _openvino_int8_model(a: np.ndarray, b: np.ndarray):
@@ -85,23 +95,14 @@ def _openvino_int8_model(a: np.ndarray, b: np.ndarray):
     return ov.Model([ops.matmul(xf, w, False, True)], [x], "int8_gemm")
 
 
+def _fp32_operands(n: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    return rng.standard_normal((n, n), dtype=np.float32), rng.standard_normal((n, n), dtype=np.float32)
+
+
 def _onnxruntime_matmul_fp32(n: int, threads: int) -> Callable[[], object]:
     """ONNX Runtime MatMul in fp32 (MLAS's SGEMM, its own AVX-512 / AVX2 kernels)."""
-    import onnxruntime as ort
-    from onnx import TensorProto, helper, numpy_helper
-
-    rng = np.random.default_rng(0)
-    a, b = rng.standard_normal((n, n), dtype=np.float32), rng.standard_normal((n, n), dtype=np.float32)
-    graph = helper.make_graph(
-        [helper.make_node("MatMul", ["a", "b"], ["y"])], "fp32_gemm",
-        [helper.make_tensor_value_info("a", TensorProto.FLOAT, [n, n])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [n, n])],
-        [numpy_helper.from_array(b, "b")])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    options = ort.SessionOptions()
-    options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
-    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
-    return lambda: session.run(None, {"a": a})
+    return _onnxruntime_gemm("MatMul", *_fp32_operands(n), threads)
 
 
 def _openvino_matmul_fp32(n: int, threads: int) -> Callable[[], object]:
@@ -109,15 +110,10 @@ def _openvino_matmul_fp32(n: int, threads: int) -> Callable[[], object]:
     import openvino as ov
     from openvino import opset13 as ops
 
-    rng = np.random.default_rng(0)
-    a, b = rng.standard_normal((n, n), dtype=np.float32), rng.standard_normal((n, n), dtype=np.float32)
+    a, b = _fp32_operands(n)
     x = ops.parameter([n, n], ov.Type.f32, name="a")
     model = ov.Model([ops.matmul(x, ops.constant(b.T.copy()), False, True)], [x], "fp32_gemm")
-    compiled = ov.Core().compile_model(model, "CPU", {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY",
-                                                      "INFERENCE_PRECISION_HINT": "f32"})
-    request = compiled.create_infer_request()
-    request.set_input_tensor(ov.Tensor(a))  # a copy: the array goes out of scope here
-    return lambda: request.infer()
+    return _openvino_request(model, a, threads)
 
 
 def _torch_mm_fp32(n: int, threads: int) -> Callable[[], object]:
@@ -191,11 +187,8 @@ def _openvino_conv3x3(threads: int, channels: int = 512, size: int = 14, batch: 
     x = ops.parameter([batch, channels, size, size], ov.Type.f32, name="x")
     w = ops.constant(rng.standard_normal((channels, channels, 3, 3), dtype=np.float32) * 0.01)
     model = ov.Model([ops.convolution(x, w, [1, 1], [1, 1], [1, 1], [1, 1])], [x], "conv3x3")
-    compiled = ov.Core().compile_model(model, "CPU", {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY",
-                                                      "INFERENCE_PRECISION_HINT": "f32"})
-    request = compiled.create_infer_request()
-    request.set_input_tensor(ov.Tensor(rng.standard_normal((batch, channels, size, size), dtype=np.float32)))
-    return (lambda: request.infer()), 2 * channels * channels * 9 * size * size * batch
+    run = _openvino_request(model, rng.standard_normal((batch, channels, size, size), dtype=np.float32), threads)
+    return run, 2 * channels * channels * 9 * size * size * batch
 
 
 def bf16_gflops(threads: int, n: int = DEFAULT_N) -> float:

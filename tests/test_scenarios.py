@@ -38,7 +38,7 @@ class SleepBackend(Backend):
         self.requests, self.serial, self.lock = in_flight, serial, threading.Lock()
 
     def load(self, source) -> None:
-        pass
+        """Nothing to load: the service time is the sleep in run()."""
 
     def run(self, prepared):
         if self.serial:
