@@ -90,6 +90,18 @@ def test_peak_search_halves_until_valid_and_says_none_when_nothing_is():
     assert peak is None and len(steps) == 4
 
 
+def test_lane_threads_pay_their_first_call_before_the_first_query(tmp_path):
+    """A first call per thread that costs 300 ms (PyTorch's cuDNN plans are per thread) is paid
+    in each lane's warm-up, not by LoadGen's queries: on the GPU it held every Server run INVALID."""
+    backend = ServiceTimeBackend(SERVICE_S, in_flight=2, first_call_s=0.3)
+    lanes = lane_runners(backend, 2, 1, IMAGES.shape[1:])
+    for run in range(2):  # each LoadGen run starts new lane threads
+        result = run_loadgen(SystemUnderTest(IMAGES, lanes=lanes), Load("server", target_qps=40, bound_ms=50),
+                             SPAN, tmp_path / f"run-{run}").result
+        assert result.valid, result.reasons
+        assert result.latency_ms["max"] < 300  # no query waited for a thread's first call
+
+
 @pytest.mark.parametrize("scenario", ["singlestream", "multistream", "offline", "server"])
 def test_accuracy_runs_answer_every_sample_with_its_own_output(tmp_path, scenario):
     backend = ServiceTimeBackend(0.0, in_flight=2)
@@ -216,3 +228,19 @@ def test_full_profile_adds_offline_and_server_for_the_best_backend_per_depth(sma
     assert {r["backend"] for r in added} == {best["backend"]} and all(r["depth"] == 18 for r in added)
     assert all((run_dir / r["loadgen_log_dir"] / "mlperf_log_detail.txt").is_file() for r in added)
     assert len(harness.Sweep(harness.resume(run_dir), run_dir).run().rows) == len(rows)  # resumed: nothing again
+
+
+def test_a_lane_refills_from_staged_tensors_and_pads_the_last_batch():
+    """The GPU path (samples staged as a device tensor) on the CPU: same values, in place."""
+    import torch
+
+    from resnet_bench.scenarios.loadgen import pad, refill
+
+    staged = torch.from_numpy(IMAGES).to(torch.float16)
+    target = torch.zeros((4, *IMAGES.shape[1:]), dtype=torch.float16).contiguous(memory_format=torch.channels_last)
+    pointer = target.data_ptr()
+    refill(target, pad(staged[[5, 2, 7]], 4))  # a list gather, as the SUT does
+    assert target.data_ptr() == pointer  # the bound input, written in place
+    expected = IMAGES[[5, 2, 7, 5]].astype(np.float16)
+    np.testing.assert_array_equal(target.numpy(), expected)
+    np.testing.assert_array_equal(pad(IMAGES[:2], 3), IMAGES[[0, 1, 0]])

@@ -154,10 +154,11 @@ def build_settings(load: Load, span: Duration):
     return settings
 
 
-def refill(prepared: Any, images: np.ndarray) -> None:
+def refill(prepared: Any, images: Any) -> None:
     """Write a batch into the input a lane was bound to, in place, so the binding still holds:
     a numpy array (ONNX Runtime and OpenVINO on a CPU), an ONNX Runtime OrtValue on a GPU, a
-    torch tensor, or TensorRT's prepared input (its ``input`` tensor)."""
+    torch tensor, or TensorRT's prepared input (its ``input`` tensor). ``images`` is a numpy
+    batch, or a torch tensor already on the device (``Backend.stage``)."""
     if isinstance(prepared, np.ndarray):
         np.copyto(prepared, images, casting="same_kind")
         return
@@ -167,12 +168,26 @@ def refill(prepared: Any, images: np.ndarray) -> None:
         return
     import torch
 
-    target.copy_(torch.from_numpy(np.ascontiguousarray(images)))
+    source = images if isinstance(images, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(images))
+    target.copy_(source)
     if target.is_cuda:  # the lanes run on their own streams: the copy must have landed
         torch.cuda.current_stream(target.device).synchronize()
 
 
+def pad(images: Any, batch: int) -> Any:
+    """The last batch of an Offline query, filled up to ``batch`` with copies of its first image."""
+    missing = batch - len(images)
+    if missing <= 0:
+        return images
+    if isinstance(images, np.ndarray):
+        return np.concatenate([images, np.repeat(images[:1], missing, axis=0)])
+    import torch
+
+    return torch.cat([images, images[:1].expand(missing, *images.shape[1:])])
+
+
 Runner = Callable[[np.ndarray], np.ndarray]  # a batch of images -> logits on the host
+WARMUP_CALLS = 2  # per lane thread, before each LoadGen run
 
 
 def direct_runner(backend: Backend) -> Runner:
@@ -194,10 +209,9 @@ def lane_runners(backend: Backend, count: int, batch: int, shape: tuple[int, ...
     def runner(buffer: Any, work: Callable[[], object]) -> Runner:
         def run(images: np.ndarray) -> np.ndarray:
             real = len(images)
-            if real < batch:  # the last batch of an Offline query: pad with copies of its first image
-                images = np.concatenate([images, np.repeat(images[:1], batch - real, axis=0)])
-            refill(buffer, images)
+            refill(buffer, pad(images, batch))
             return np.asarray(backend.fetch(work()))[:real]
+        run.reads_staged = True  # takes batches from Backend.stage's samples (direct_runner: host arrays only)
         return run
 
     runners = [runner(buffer, work) for buffer, work in zip(buffers, works, strict=True)]
@@ -249,14 +263,23 @@ class SystemUnderTest:
         lg.QuerySamplesComplete([lg.QuerySampleResponse(s.id, row.ctypes.data, row.nbytes)
                                  for s, row in zip(samples, logits, strict=True)])
 
-    def _drain(self, run: Runner) -> None:
+    def _drain(self, run: Runner, ready: threading.Barrier) -> None:
+        try:  # in this thread: PyTorch keeps cuDNN's autotuned plans per thread, made on a first call
+            for _ in range(WARMUP_CALLS):
+                run(self.images[:1])  # a lane pads it to its own batch
+        except BaseException as exc:  # raised after the run, as a serving error is
+            self.errors.append(exc)
+        ready.wait()
         while (samples := self.queue.get()) is not None:
             self._serve(samples, run)
 
     def __enter__(self) -> SystemUnderTest:
-        self.threads = [threading.Thread(target=self._drain, args=(run,), daemon=True) for run in self.lanes]
+        """Start one thread per lane; each warms up before LoadGen's first query is issued."""
+        ready = threading.Barrier(len(self.lanes) + 1)
+        self.threads = [threading.Thread(target=self._drain, args=(run, ready), daemon=True) for run in self.lanes]
         for thread in self.threads:
             thread.start()
+        ready.wait()
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -358,21 +381,27 @@ class ServiceTimeBackend(Backend):
     releases the GIL) and returns the first ``classes`` values of each input image as its
     'logits'. With ``service_s=0`` it returns at once: what LoadGen then measures is its own
     per-query overhead and our SUT's. ``serial=True`` lets one request run at a time however
-    many lanes there are (one compute unit: capacity 1 / service_s)."""
+    many lanes there are (one compute unit: capacity 1 / service_s). ``first_call_s`` is added
+    to the first call in each thread (as PyTorch's per-thread cuDNN autotuning costs on a GPU)."""
 
     name: ClassVar[str] = "service-time"
     target: ClassVar[str | None] = None
     precisions: ClassVar[dict[str, tuple[str, ...]]] = {"cpu": ("fp32",)}
 
-    def __init__(self, service_s: float = 0.0, in_flight: int = 1, serial: bool = False, classes: int = 4) -> None:
+    def __init__(self, service_s: float = 0.0, in_flight: int = 1, serial: bool = False, classes: int = 4,
+                 first_call_s: float = 0.0) -> None:
         super().__init__(BackendOptions("cpu", mode="throughput" if in_flight > 1 else "latency"))
         self.service_s, self.requests, self.classes = service_s, in_flight, classes
         self.lock = threading.Lock() if serial else None
+        self.first_call_s, self.warm_threads = first_call_s, set()
 
     def load(self, source: object) -> None:
         pass
 
     def run(self, prepared: np.ndarray) -> np.ndarray:
+        if self.first_call_s > 0 and threading.get_ident() not in self.warm_threads:
+            self.warm_threads.add(threading.get_ident())
+            time.sleep(self.first_call_s)
         if self.service_s > 0:
             if self.lock is not None:
                 with self.lock:

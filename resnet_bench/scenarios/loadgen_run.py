@@ -107,6 +107,8 @@ class ScenarioRunner:
     def _sut(self, images: np.ndarray, runner: Runner | list[Runner], batch: int = 1,
              keep: bool = False) -> SystemUnderTest:
         if isinstance(runner, list):
+            if all(getattr(run, "reads_staged", False) for run in runner):  # device memory on a GPU
+                images = self.backend.stage(images)
             return SystemUnderTest(images, lanes=runner, batch=batch, keep_outputs=keep)
         return SystemUnderTest(images, inline=runner, batch=batch, keep_outputs=keep)
 
