@@ -229,7 +229,7 @@ class Exporter:
         source, calibration = self.onnx("fp32"), self.calibration()
         fields = {"onnx_key": source.key, "target": "onnx", "precision": "int8",
                   "scheme": quantize.ort_scheme(name).key_fields(), "calibration": calibration.key_fields(),
-                  "onnxruntime": onnxruntime.__version__}
+                  "onnxruntime": onnxruntime.__version__, "code": code_sha256(quantize)}
 
         def build(folder: Path) -> tuple[str, dict]:
             path = folder / "model.onnx"
@@ -250,7 +250,8 @@ class Exporter:
         source, calibration = self.openvino("fp32"), self.calibration()
         fields = {"ir_key": source.key, "target": "openvino", "precision": "int8",
                   "openvino": openvino_export.openvino_version(), "nncf": quantize.nncf_version(),
-                  "preset": quantize.NNCF_PRESET, "calibration": calibration.key_fields()}
+                  "preset": quantize.NNCF_PRESET, "calibration": calibration.key_fields(),
+                  "code": code_sha256(quantize, openvino_export)}
 
         def build(folder: Path) -> tuple[str, dict]:
             path = folder / "model.xml"
@@ -291,8 +292,9 @@ class Exporter:
         source = self.onnx_int8("tensorrt") if precision == "int8" else self.onnx(precision)
         env = tensorrt_export.environment()
         profiles = tensorrt_export.plan_profiles(self.options.batches, contexts)
+        builders = (tensorrt_export, tensorrt_int8) if precision == "int8" else (tensorrt_export,)
         fields = {**tensorrt_export.engine_key_fields(source.key, precision, profiles, env, tf32=tf32),
-                  "code": code_sha256(tensorrt_export)}
+                  "code": code_sha256(*builders)}
         cache = tensorrt_export.timing_cache_path(self.store.root / "tensorrt", env)
         name = self.spec.name + f"-{'tf32' if tf32 and precision == 'fp32' else precision}-x{contexts}"
 

@@ -307,9 +307,9 @@ class Sweep:
             self._emit(row, samples)
 
     def _measure(self, backend, cell: dict, images: np.ndarray, parity: dict) -> tuple[dict, list[float]]:
-        with CellTelemetry(cell["device"]) as telemetry:
-            measured = scenarios.run(cell["mode"], backend, backend.prepare(images), cell["batch_size"],
-                                     self.config.rule)
+        prepared = backend.prepare(images)  # compiles, captures or autotunes: outside the telemetry window
+        with CellTelemetry(cell["device"]) as telemetry:  # warm-up and the timed window
+            measured = scenarios.run(cell["mode"], backend, prepared, cell["batch_size"], self.config.rule)
         info = backend.describe()
         reasons = measured.reasons + telemetry.invalid_reasons()
         if parity["parity_status"] != "pass":

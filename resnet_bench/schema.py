@@ -104,7 +104,8 @@ ROW: tuple[Column, ...] = (
     Column("host_peak_rss_mb", "number", "MiB", "the process's peak resident memory during the cell"),
     Column("gpu_sm_clock_mhz", "number", "MHz", "mean SM clock over the cell (NVML)"),
     Column("gpu_mem_clock_mhz", "number", "MHz", "mean memory clock over the cell (NVML)"),
-    Column("gpu_power_w", "number", "W", "mean power over the cell, from the total-energy counter"),
+    Column("gpu_power_w", "number", "W", "mean power over warm-up and timed window (from the total-energy "
+           "counter; prepare, i.e. torch-compile's compile or CUDA-graph capture, left out)"),
     Column("gpu_temp_c", "number", "°C", "highest GPU temperature seen during the cell"),
     Column("gpu_mem_used_mb", "number", "MiB", "highest device memory used (whole GPU)"),
     Column("energy_per_image_j", "number", "J", "gpu_power_w / images_per_s; empty under MIG"),

@@ -32,6 +32,29 @@ def test_operating_characteristic_with_process_level_noise():
     assert red[0.20] >= 990, red
 
 
+def skewed_rounds(ratio, seed, slow_share=1 / 8, slow=1.15):
+    """As ``rounds``, but each process has a 1-in-8 chance of running 15% slow (a bad neighbour
+    for its whole life): the noise is no longer the Gaussian the t-interval assumes."""
+    rng = np.random.default_rng(seed)
+
+    def side(r):
+        offset = rng.normal(0, SIGMA_PROCESS, (PLAN.rounds, 1))
+        offset += np.log(np.where(rng.random((PLAN.rounds, 1)) < slow_share, slow, 1.0))
+        return (20 * r * np.exp(offset + rng.normal(0, MAX_MAD * 1.4826, (PLAN.rounds, PLAN.blocks)))).tolist()
+    return side(1.0), side(ratio)
+
+
+def test_skewed_process_noise_makes_the_gate_hesitate_not_fail():
+    """Measured over 1000 seeds: identical code 0 regressed (68% inconclusive), +5% 0.7%
+    regressed, +20% caught 85% (15% inconclusive). A slow process widens the interval: the gate
+    says 'inconclusive, rerun with --rounds N' rather than failing on it. The 99% catch rate of
+    the Gaussian case does not hold under this noise (README, "Regression gate")."""
+    red = {change: sum(decide_rounds(*skewed_rounds(1 + change, seed)).verdict == "regressed" for seed in range(1000))
+           for change in (0.0, 0.05, 0.20)}
+    assert red[0.0] <= 10 and red[0.05] <= 10, red
+    assert red[0.20] >= 800, red
+
+
 def test_a_change_of_exactly_the_threshold_is_reported_with_its_interval():
     decisions = simulate(1.10, seeds=200)
     assert all(d.low < d.ratio < d.high and "CI" in d.reason for d in decisions)

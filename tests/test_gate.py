@@ -88,11 +88,11 @@ os._exit(7)
         assert "injected: dying" in row["reason"]
 
 
-def _onnx_key(tree: Path, store: Path, target: str) -> str:
+def _onnx_key(tree: Path, store: Path, target: str, precision: str = "fp32") -> str:
     """The key of the small model's artifact as ``tree``'s code exports it (in its own process)."""
     code = (f"from exporters.pipeline import Exporter, ExportOptions; from resnet_bench.spec import ModelSpec; "
             f"print(getattr(Exporter(ModelSpec(18, input_size=64), ExportOptions(out={str(store)!r})), "
-            f"{target!r})('fp32').key)")
+            f"{target!r})({precision!r}).key)")
     result = subprocess.run([sys.executable, "-c", code], cwd=tree, env=dict(os.environ, PYTHONPATH=str(tree)),
                             capture_output=True, text=True, check=True)
     return result.stdout.split()[-1]
@@ -109,6 +109,14 @@ def test_a_change_to_model_or_exporter_code_gives_a_new_artifact_key(tmp_path, s
     path = tree / edited
     path.write_text(path.read_text() + "\n# an edit\n")
     assert (_onnx_key(tree, store_dir, target) != small_artifacts[(target, "fp32")].key) == changed
+
+
+def test_a_change_to_the_quantization_code_gives_a_new_int8_key(tmp_path, store_dir, small_artifacts):
+    tree = copy_tree(REPO, tmp_path / "tree")
+    before = _onnx_key(tree, store_dir, "onnx", "int8")
+    path = tree / "exporters" / "quantize.py"
+    path.write_text(path.read_text() + "\n# an edit\n")
+    assert _onnx_key(tree, store_dir, "onnx", "int8") != before
 
 
 def test_artifact_key_names_the_exporter_library_versions(small_artifacts):

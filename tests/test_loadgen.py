@@ -102,6 +102,16 @@ def test_lane_threads_pay_their_first_call_before_the_first_query(tmp_path):
         assert result.latency_ms["max"] < 300  # no query waited for a thread's first call
 
 
+def test_a_lane_that_fails_its_warm_up_stops_the_run_before_loadgen_starts():
+    def broken(images):
+        raise RuntimeError("no such engine")
+
+    good = lane_runners(ServiceTimeBackend(0.0), 1, 1, IMAGES.shape[1:])
+    with pytest.raises(RuntimeError, match="no such engine"):
+        with SystemUnderTest(IMAGES, lanes=[*good, broken]):
+            pytest.fail("a run started on a broken lane")
+
+
 @pytest.mark.parametrize("scenario", ["singlestream", "multistream", "offline", "server"])
 def test_accuracy_runs_answer_every_sample_with_its_own_output(tmp_path, scenario):
     backend = ServiceTimeBackend(0.0, in_flight=2)

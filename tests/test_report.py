@@ -130,3 +130,22 @@ def test_validity_section_counts_the_new_reasons():
                                                   "fewer iterations than the rule's minimum (max time reached)": 1}
     text = " ".join(validity_section(frame, {}).text)
     assert "2 of 3 cells" in text and "drift between the first and last third: 1" in text
+
+
+def test_flops_ratios_never_divide_a_graphed_latency_by_an_eager_one(tmp_path):
+    """On the H100 a CUDA-graphs ResNet-50 row (0.93 ms) was divided by an eager ResNet-18 row."""
+    import pandas as pd
+
+    from resnet_bench.report import flops_section
+
+    def row(depth, graphs, p50, gmacs):
+        return dict(machine="m", device="cuda", backend="torch", precision="fp16", mode="latency", batch_size=1,
+                    status="ok", depth=depth, cuda_graphs=graphs, latency_ms_p50=p50, gmacs=gmacs,
+                    images_per_s=1e3 / p50, achieved_gflops=1.0, roofline_fraction=0.1)
+
+    frame = pd.DataFrame([row(18, False, 1.8, 1.8), row(50, False, 5.6, 4.1), row(50, True, 0.93, 4.1)])
+    table = flops_section(frame, tmp_path).tables[0][1]
+    eager50 = table[(table.depth == 50) & ~table.cuda_graphs].iloc[0]
+    graphed50 = table[(table.depth == 50) & table.cuda_graphs].iloc[0]
+    assert eager50["latency / ResNet-18"] == pytest.approx(5.6 / 1.8)
+    assert graphed50["latency / ResNet-50"] == pytest.approx(1.0)  # its own group: nothing eager to divide by

@@ -95,7 +95,8 @@ class TorchBackend(Backend):
         keep ResNet-50's samples there too); a request then gathers its batch on the device."""
         if self.device.type != "cuda":
             return images
-        return torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32)).to(self.device, self.dtype)
+        staged = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32)).to(self.device, self.dtype)
+        return staged.contiguous(memory_format=torch.channels_last) if self.channels_last else staged
 
     def _capture(self, x: torch.Tensor) -> None:
         """Record one CUDA graph per input shape; run() then replays it (no launch overhead)."""

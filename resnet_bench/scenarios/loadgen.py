@@ -187,7 +187,8 @@ def pad(images: Any, batch: int) -> Any:
 
 
 Runner = Callable[[np.ndarray], np.ndarray]  # a batch of images -> logits on the host
-WARMUP_CALLS = 2  # per lane thread, before each LoadGen run
+WARMUP_CALLS = 2  # per lane thread, in that thread, before each LoadGen run (first calls allocate, autotune)
+WARMUP_TIMEOUT_S = 900.0  # a lane whose warm-up hangs (a TensorRT build, say) ends the run with an error
 
 
 def direct_runner(backend: Backend) -> Runner:
@@ -199,7 +200,7 @@ def direct_runner(backend: Backend) -> Runner:
     return run
 
 
-def lane_runners(backend: Backend, count: int, batch: int, shape: tuple[int, ...], warmup: int = 2) -> list[Runner]:
+def lane_runners(backend: Backend, count: int, batch: int, shape: tuple[int, ...]) -> list[Runner]:
     """``count`` request streams, each with its own input buffer of ``batch`` images bound once.
     All buffers are prepared before any worker is made: ``prepare`` resets the backends' lane
     counter, and ``worker`` then hands out lanes 0, 1, ... in turn."""
@@ -214,11 +215,7 @@ def lane_runners(backend: Backend, count: int, batch: int, shape: tuple[int, ...
         run.reads_staged = True  # takes batches from Backend.stage's samples (direct_runner: host arrays only)
         return run
 
-    runners = [runner(buffer, work) for buffer, work in zip(buffers, works, strict=True)]
-    for work in works:
-        for _ in range(warmup):  # a lane's first calls allocate
-            work()
-    return runners
+    return [runner(buffer, work) for buffer, work in zip(buffers, works, strict=True)]  # warmed by the SUT
 
 
 class SystemUnderTest:
@@ -267,19 +264,31 @@ class SystemUnderTest:
         try:  # in this thread: PyTorch keeps cuDNN's autotuned plans per thread, made on a first call
             for _ in range(WARMUP_CALLS):
                 run(self.images[:1])  # a lane pads it to its own batch
-        except BaseException as exc:  # raised after the run, as a serving error is
+        except BaseException as exc:  # __enter__ raises it: no run on a broken lane
             self.errors.append(exc)
-        ready.wait()
+        try:
+            ready.wait()
+        except threading.BrokenBarrierError:
+            return
         while (samples := self.queue.get()) is not None:
             self._serve(samples, run)
 
     def __enter__(self) -> SystemUnderTest:
-        """Start one thread per lane; each warms up before LoadGen's first query is issued."""
-        ready = threading.Barrier(len(self.lanes) + 1)
+        """Start one thread per lane; each warms up in its own thread before LoadGen's first
+        query. A lane whose warm-up fails or hangs stops every lane, and the error is raised."""
+        ready = threading.Barrier(len(self.lanes) + 1, timeout=WARMUP_TIMEOUT_S)
         self.threads = [threading.Thread(target=self._drain, args=(run, ready), daemon=True) for run in self.lanes]
         for thread in self.threads:
             thread.start()
-        ready.wait()
+        try:
+            ready.wait()
+        except threading.BrokenBarrierError:
+            self.errors.append(TimeoutError(f"a LoadGen lane did not finish its warm-up in {WARMUP_TIMEOUT_S:.0f} s"))
+        if self.errors:
+            ready.abort()  # lanes still waiting return; one still warming up is a daemon, left behind
+            for _ in self.threads:
+                self.queue.put(None)
+            raise self.errors[0]
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -393,14 +402,14 @@ class ServiceTimeBackend(Backend):
         super().__init__(BackendOptions("cpu", mode="throughput" if in_flight > 1 else "latency"))
         self.service_s, self.requests, self.classes = service_s, in_flight, classes
         self.lock = threading.Lock() if serial else None
-        self.first_call_s, self.warm_threads = first_call_s, set()
+        self.first_call_s, self.warm = first_call_s, threading.local()
 
     def load(self, source: object) -> None:
         pass
 
     def run(self, prepared: np.ndarray) -> np.ndarray:
-        if self.first_call_s > 0 and threading.get_ident() not in self.warm_threads:
-            self.warm_threads.add(threading.get_ident())
+        if self.first_call_s > 0 and not getattr(self.warm, "done", False):  # thread ids are reused
+            self.warm.done = True
             time.sleep(self.first_call_s)
         if self.service_s > 0:
             if self.lock is not None:
