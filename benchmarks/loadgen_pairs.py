@@ -22,7 +22,9 @@ a single pair can be trusted. Writes ``--out`` (markdown).
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -85,6 +87,9 @@ def main() -> None:
     parser.add_argument("--backends", default="onnxruntime,openvino")
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--offline-batch", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="threads per instance (default: every CPU); fewer leaves a core to LoadGen's threads")
+    parser.add_argument("--no-offline", action="store_true", help="SingleStream pairs only")
     parser.add_argument("--artifacts", default="artifacts")
     parser.add_argument("--out", default="results/loadgen-pairs.md")
     args = parser.parse_args()
@@ -99,10 +104,14 @@ def main() -> None:
         exporter = Exporter(ModelSpec(depth, input_size=224),
                             ExportOptions(batches=(1, args.offline_batch), out=Path(args.artifacts)))
         for name in args.backends.split(","):
-            with open_backend(name, BackendOptions("cpu", "fp32", mode="latency"), exporter).backend as backend:
+            options = BackendOptions("cpu", "fp32", threads=args.threads, mode="latency")
+            with open_backend(name, options, exporter).backend as backend:
                 lat = latency_pairs(backend, images, args.reps, logs / f"{depth}-{name}")
-            with open_backend(name, BackendOptions("cpu", "fp32", mode="throughput"), exporter).backend as backend:
-                off = offline_pairs(backend, images, args.offline_batch, args.reps, logs / f"{depth}-{name}")
+            off = [{"throughput_ips": math.nan, "offline_ips": math.nan, "valid": False}] * args.reps
+            if not args.no_offline:
+                options = BackendOptions("cpu", "fp32", threads=args.threads, mode="throughput")
+                with open_backend(name, options, exporter).backend as backend:
+                    off = offline_pairs(backend, images, args.offline_batch, args.reps, logs / f"{depth}-{name}")
             for a, b in zip(lat, off, strict=True):
                 lines.append(f"| {depth} | {name} | {a['rep']} | {a['latency_p90']:.2f} | {a['direct_p90']:.2f} | "
                              f"{a['singlestream_p90']:.2f} | {a['singlestream_p90'] / a['latency_p90']:.3f} | "
@@ -114,11 +123,11 @@ def main() -> None:
                            f"{spread([b['offline_ips'] / b['throughput_ips'] for b in off])} | "
                            f"{sum(a['valid'] for a in lat)}/{len(lat)}, {sum(b['valid'] for b in off)}/{len(off)} |")
     text = (f"# LoadGen against our closed loop, back to back\n\n"
-            f"`python benchmarks/loadgen_pairs.py --reps {args.reps} "
-            f"--offline-batch {args.offline_batch}`, {(time.perf_counter() - started) / 60:.1f} min; "
+            f"`python benchmarks/loadgen_pairs.py {' '.join(sys.argv[1:])}`, "
+            f"{(time.perf_counter() - started) / 60:.1f} min; "
             f"{prints.get('cpu_model', 'CPU')} ({prints.get('cpus_available', '?')} CPUs), "
             f"LoadGen {loadgen_version()}, fingerprint {prints.get('fingerprint_id')}. "
-            "CPU, fp32, 224 px; quick rules.\n\n"
+            f"CPU, fp32, 224 px, threads per instance: {args.threads or 'every CPU'}; quick rules.\n\n"
             "Ratios: median of the repetitions (lowest-highest).\n\n"
             "| depth | backend | SingleStream p90 / latency-mode p90 | SingleStream p90 / direct p90 | "
             "Offline / throughput mode | LoadGen VALID (SS, Offline) |\n|---|---|---|---|---|---|\n"
