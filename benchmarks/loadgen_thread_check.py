@@ -13,7 +13,6 @@ from __future__ import annotations
 import sys
 import tempfile
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -24,16 +23,13 @@ from resnet_bench.model import synthetic_images
 from resnet_bench.runner import open_backend
 from resnet_bench.scenarios.loadgen import QUICK, Load, SystemUnderTest, direct_runner, run_loadgen
 from resnet_bench.spec import ModelSpec
+from resnet_bench.timing import StopRule, measure
 
 
 def closed_loop(run, images: np.ndarray, seconds: float = 4.0) -> np.ndarray:
-    """p50 and p90 (ms) of back-to-back calls, the first 5 left out."""
-    samples, end = [], time.perf_counter() + seconds
-    while time.perf_counter() < end:
-        start = time.perf_counter()
-        run(images[:1])
-        samples.append((time.perf_counter() - start) * 1e3)
-    return np.percentile(samples[5:], [50, 90])
+    """p50 and p90 (ms) of back-to-back calls for ``seconds``, after 5 warm-up calls."""
+    rule = StopRule(warmup_iters=5, warmup_s=0.0, min_iters=1, min_s=seconds, max_s=seconds, target_precision=None)
+    return np.percentile(measure(lambda: run(images[:1]), rule).samples_ms, [50, 90])
 
 
 def on_new_thread(run, images: np.ndarray) -> np.ndarray:
