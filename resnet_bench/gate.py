@@ -5,7 +5,9 @@ measurement and never extended: ``rounds`` rounds, each with one fresh worker pr
 (``gate_worker.py`` with that side's tree first on the path; which side starts alternates by
 round). Both processes of a round take every gated cell in turn: open it (load, warm up, probe),
 then ``blocks`` blocks each of k timed calls, alternating A B, B A, ... between the sides, then
-close it. k is fixed per cell in round 1 (a block lasts about ``block_s``). The process is the
+close it. k is fixed per cell in round 1 (a block lasts about ``block_s``), and every block
+starts ``settle_s`` after the last one ended, so the other process's runtime threads have gone
+idle. The process is the
 unit: per round, log(head / base) of the per-process medians of block medians, judged by
 ``compare.decide_rounds``.
 
@@ -51,14 +53,20 @@ class GatePlan:
     block_s: float = 0.25  # a block is k calls, k fixed in round 1 so that it lasts about this
     warmup_iters: int = 3  # untimed calls after each load, and at least warmup_s seconds of them
     warmup_s: float = 1.0
+    # A pause before each block. A runtime's worker threads spin on after its last call, and the
+    # other side's next block shared the 2 cores with them: ONNX Runtime ResNet-50 batch 8 ran 12%
+    # slower right after the other process's block than right after its own (2% with 30 ms).
+    # Identical sides pay it alike, but a head whose calls end with anything but compute (the
+    # proof's injected busy-wait) did not: +20% measured as +29-37%. Cost: ~30 s per 12-cell gate.
+    settle_s: float = 0.05
 
     def __post_init__(self) -> None:
         if self.rounds < MIN_ROUNDS:
             raise ValueError(f"rounds must be at least {MIN_ROUNDS}, got {self.rounds}")
         if self.blocks < 1:
             raise ValueError(f"blocks must be at least 1, got {self.blocks}")
-        if self.block_s <= 0 or self.warmup_s < 0 or self.warmup_iters < 0:
-            raise ValueError("block_s must be > 0, warmup_s and warmup_iters >= 0")
+        if self.block_s <= 0 or self.warmup_s < 0 or self.warmup_iters < 0 or self.settle_s < 0:
+            raise ValueError("block_s must be > 0, warmup_s, warmup_iters and settle_s >= 0")
 
 
 @dataclass(frozen=True)
@@ -211,6 +219,7 @@ class Round:
         blocks: dict[str, list[float]] = {side: [] for side in SIDES}
         for i in range(plan.blocks if not record.failures else 0):
             for side in self.order if i % 2 == 0 else self.order[::-1]:  # A B, B A, ...
+                time.sleep(plan.settle_s)
                 reply = self.ask(side, config.block_timeout_s, op="block", k=record.k)
                 if not reply["ok"]:
                     record.failures[side] = reply
