@@ -4,7 +4,8 @@ Checks ``--ref`` (default HEAD) out into a temporary folder: A as it is and, per
 copy B_s whose ``--backend`` takes s% longer per timed call (a busy-wait proportional to the
 measured call time, injected by this script into its own copy: the product has no such switch).
 Each trial runs the gate A/A, then A/B_s for every s, on the same cells, so the conditions share
-the machine's moods. Every gate run is printed as it ends; the summary (rates and wall times)
+the machine's moods (while each still has runs to do: with uneven counts the last trials run
+only the conditions with the most). Every gate run is printed as it ends; the summary (rates and wall times)
 goes to ``--out``.
 
     python benchmarks/gate_proof.py [--aa-trials 5] [--trials 10] [--slowdowns 5,10,20]
@@ -13,7 +14,8 @@ goes to ``--out``.
 
 Sizing: one gate run of the 12 default cells takes about as long as ``make gate`` (README);
 the default (5 A/A + 3 x 10 A/B runs) is 35 such runs. ``--cells`` restricted to the injected
-backend's cells measures the catch rates at a third of the cost.
+backend's cells measures the catch rates at a third of the cost, and ``--slowdowns
+5:10,20:10,10:3`` gives each slowdown its own count. The summary is rewritten after every run.
 """
 
 from __future__ import annotations
@@ -121,7 +123,8 @@ def main() -> None:
     parser.add_argument("--ref", default="HEAD", help="git ref to check out (or a source folder)")
     parser.add_argument("--aa-trials", type=int, default=5)
     parser.add_argument("--trials", type=int, default=10, help="A/B runs per slowdown")
-    parser.add_argument("--slowdowns", default="5,10,20", help="percent, comma-separated")
+    parser.add_argument("--slowdowns", default="5,10,20",
+                        help="percent, comma-separated; percent:runs sets that slowdown's own count")
     parser.add_argument("--backend", default="onnxruntime", help="the backend slowed down")
     parser.add_argument("--cells", default="", help="depth/backend/batch,... (default: the gate's 12)")
     parser.add_argument("--input-size", type=int, default=None)
@@ -130,23 +133,28 @@ def main() -> None:
     parser.add_argument("--artifacts", default="artifacts")
     parser.add_argument("--out", default="results/gate_proof.md")
     args = parser.parse_args()
-    slowdowns = [float(s) for s in args.slowdowns.split(",") if s]
+    trials = {}  # percent -> A/B runs ("5:10,20:10,10:3" or "5,10,20" with --trials each)
+    for item in filter(None, args.slowdowns.split(",")):
+        percent, _, count = item.partition(":")
+        trials[float(percent)] = int(count) if count else args.trials
     config = gate.GateConfig(cells=gate.select_cells([c for c in args.cells.split(",") if c], args.input_size),
                              plan=gate.GatePlan(rounds=args.rounds, blocks=args.blocks),
                              artifacts=Path(args.artifacts).resolve())
     load_before = os.getloadavg()[0]  # another job on the machine makes the run no measurement
+    started = time.perf_counter()
     root = Path(tempfile.mkdtemp(prefix="gate-proof-"))
-    runs: dict[str, list] = {"A/A": [], **{f"+{s:g}%": [] for s in slowdowns}}
-    lines = []
+    wanted = {"A/A": args.aa_trials, **{f"+{s:g}%": n for s, n in trials.items()}}
+    runs: dict[str, list] = {label: [] for label in wanted}
+    lines: list[str] = []
     try:
         a = copy_tree(args.ref, root / "a")
         heads = {"A/A": a}
-        for s in slowdowns:
+        for s in trials:
             heads[f"+{s:g}%"] = copy_tree(args.ref, root / f"b{s:g}")
             slow_down(heads[f"+{s:g}%"], args.backend, s)
-        for trial in range(max(args.aa_trials, args.trials)):
+        for trial in range(max(wanted.values())):
             for label, head in heads.items():
-                if trial >= (args.aa_trials if label == "A/A" else args.trials):
+                if trial >= wanted[label]:
                     continue
                 rows, wall, rounds = run_once(a, head, config)
                 runs[label].append((rows, wall, rounds))
@@ -154,20 +162,28 @@ def main() -> None:
                                      f"{r.get('ratio', float('nan')):.3f}" for r in rows)
                 lines.append(f"trial {trial + 1} {label}: {verdicts} ({wall:.0f} s)")
                 print(lines[-1], flush=True)
+                write(args, config, runs, lines, load_before, started)  # nothing measured is lost
     finally:
         shutil.rmtree(root, ignore_errors=True)
+    print("\n" + write(args, config, runs, lines, load_before, started))
+
+
+def write(args, config: gate.GateConfig, runs: dict[str, list], lines: list[str], load_before: float,
+          started: float) -> str:
+    """The summary so far, to ``--out``; returns its table."""
     table = ["| condition | runs | injected cells regressed | their ratios | other cells regressed | verdicts "
              "| wall time per run |", "|---|---|---|---|---|---|---|",
-             summarise("A/A", runs["A/A"], None)]
+             *([summarise("A/A", runs["A/A"], None)] if args.aa_trials else [])]
     table += [summarise(f"{label} on {args.backend}", runs[label], args.backend) for label in runs if label != "A/A"]
     plan = config.plan
     text = (f"# Gate proof: A/A and injected slowdowns\n\n`python benchmarks/gate_proof.py "
             f"{' '.join(sys.argv[1:])}`: {len(config.cells)} cells, {plan.rounds} rounds x {plan.blocks} "
-            f"blocks per process, threshold {config.threshold:.0%}, {time.strftime('%Y-%m-%d')}; load average "
-            f"{load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end ({os.cpu_count()} CPUs).\n\n"
+            f"blocks per process, settle {plan.settle_s:g} s, threshold {config.threshold:.0%}, "
+            f"{time.strftime('%Y-%m-%d')}, {(time.perf_counter() - started) / 60:.0f} min; load average "
+            f"{load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the last write ({os.cpu_count()} CPUs).\n\n"
             + "\n".join(table) + "\n\n```\n" + "\n".join(lines) + "\n```\n")
     Path(args.out).write_text(text)
-    print("\n" + "\n".join(table))
+    return "\n".join(table)
 
 
 if __name__ == "__main__":

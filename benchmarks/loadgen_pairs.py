@@ -8,8 +8,9 @@ this order,
   the image, run, sync, fetch the logits: ``scenarios.loadgen.direct_runner``), no LoadGen;
 * ``singlestream``: LoadGen's SingleStream (performance run only, quick rules);
 * ``after``: our latency mode again, so SingleStream is bracketed (its p90 is divided by the
-  mean of the two around it, which cancels a steady drift) and ``after / latency`` is the A/A
-  ratio: how far two windows of the *same* loop differ at that moment;
+  mean of the two windows around it; ``direct`` sits between the first and SingleStream, so
+  three quarters of a steady drift cancel) and ``after / latency`` is the A/A ratio: how far two
+  windows of the *same* loop differ, two windows apart;
 
 then a throughput-mode instance ``--reps`` times: our throughput mode, then LoadGen's Offline at
 ``--offline-batch``.
@@ -21,7 +22,7 @@ a single pair can be trusted. Writes ``--out`` (markdown).
     python benchmarks/loadgen_pairs.py [--depths 18,50] [--backends onnxruntime,openvino] [--reps 3]
         [--offline-batch 1] [--seconds S] [--artifacts artifacts] [--out results/loadgen-pairs.md]
 
-``--seconds S`` makes every closed-loop window and every LoadGen run last S seconds (default:
+``--seconds S`` makes every closed-loop window last S seconds and every LoadGen run at least S (default:
 the reference rule's 2-8 s and LoadGen's quick 5 s): a p90 from a longer window moves less.
 """
 
@@ -42,11 +43,19 @@ from resnet_bench import fingerprint, scenarios
 from resnet_bench.backends import BackendOptions
 from resnet_bench.model import synthetic_images
 from resnet_bench.runner import open_backend
-from resnet_bench.scenarios.loadgen import QUICK, Duration, Load, direct_runner, lane_runners, loadgen_version, run_loadgen
+from resnet_bench.scenarios.loadgen import (
+    QUICK,
+    Duration,
+    Load,
+    direct_runner,
+    lane_runners,
+    loadgen_version,
+    run_loadgen,
+)
 from resnet_bench.scenarios.loadgen import SystemUnderTest as SUT
 from resnet_bench.scenarios.loadgen_run import OFFLINE_MARGIN, REFERENCE_RULE
 from resnet_bench.spec import ModelSpec
-from resnet_bench.timing import StopRule, measure
+from resnet_bench.timing import StopRule, measure, order_ranks
 
 
 def p90(measured) -> float:
@@ -104,16 +113,17 @@ def spread(values: list[float]) -> str:
 
 
 def median_interval(values: list[float], confidence: float = 0.95) -> str:
-    """The median with its distribution-free interval (order statistics, binomial): no
-    assumption on how a shared machine's slow stretches are distributed."""
+    """The median with its distribution-free interval (order statistics, as timing's percentile
+    intervals): no assumption on how a shared machine's slow stretches are distributed. The
+    coverage printed is the ranks' own (97.9% for 10 values at a 95% request)."""
     from scipy.stats import binom
 
     x, n = sorted(values), len(values)
-    k = int(binom.ppf((1 - confidence) / 2, n, 0.5))  # x[k] .. x[n-1-k] covers the median
-    if k < 1:
+    low, high = order_ranks(n, 0.5, confidence)
+    if low is None or high is None:
         return f"{statistics.median(x):.3f} (too few repetitions for a {confidence:.0%} interval)"
-    cover = 1 - 2 * binom.cdf(k - 1, n, 0.5)
-    return f"{statistics.median(x):.3f} ({cover:.0%} CI {x[k - 1]:.3f}-{x[n - k]:.3f})"
+    cover = 1 - 2 * binom.cdf(low - 1, n, 0.5)  # ranks symmetric about the median: high = n + 1 - low
+    return f"{statistics.median(x):.3f} ({cover:.0%} CI {x[low - 1]:.3f}-{x[high - 1]:.3f})"
 
 
 def log_sd(values: list[float]) -> float:
@@ -129,10 +139,13 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None,
                         help="threads per instance (default: every CPU); fewer leaves a core to LoadGen's threads")
     parser.add_argument("--no-offline", action="store_true", help="SingleStream pairs only")
-    parser.add_argument("--seconds", type=float, default=None, help="length of every window (default: 2-8 s, LoadGen 5 s)")
+    parser.add_argument("--seconds", type=float, default=None,
+                        help="length of every window (default: 2-8 s, LoadGen 5 s)")
     parser.add_argument("--artifacts", default="artifacts")
     parser.add_argument("--out", default="results/loadgen-pairs.md")
     args = parser.parse_args()
+    if args.seconds is not None and args.seconds <= 0:
+        parser.error(f"--seconds must be > 0, got {args.seconds:g}")
     started = time.perf_counter()
     prints = fingerprint.collect()
     images = synthetic_images(64, 224, seed=5).numpy()
@@ -159,13 +172,16 @@ def main() -> None:
                              f"{a['singlestream_p90'] / a['latency_p90']:.3f} | {bracket(a):.3f} | "
                              f"{a['after_p90'] / a['latency_p90']:.3f} | "
                              f"{a['singlestream_p90'] / a['direct_p90']:.3f} | "
-                             f"{a['singlestream_p50'] / a['latency_p50']:.3f} | {b['throughput_ips']:.2f} | "
-                             f"{b['offline_ips']:.2f} | {b['offline_ips'] / b['throughput_ips']:.3f} |")
+                             f"{a['singlestream_p50'] / a['latency_p50']:.3f} | "
+                             + ("- | - | - |" if args.no_offline else f"{b['throughput_ips']:.2f} | "
+                                f"{b['offline_ips']:.2f} | {b['offline_ips'] / b['throughput_ips']:.3f} |"))
                 print(lines[-1], flush=True)
             summary.append(f"| {depth} | {name} | {spread([a['singlestream_p90'] / a['latency_p90'] for a in lat])} | "
                            f"{spread([a['singlestream_p90'] / a['direct_p90'] for a in lat])} | "
-                           f"{spread([b['offline_ips'] / b['throughput_ips'] for b in off])} | "
-                           f"{sum(a['valid'] for a in lat)}/{len(lat)}, {sum(b['valid'] for b in off)}/{len(off)} |")
+                           + ("not run | " if args.no_offline else
+                              f"{spread([b['offline_ips'] / b['throughput_ips'] for b in off])} | ")
+                           + f"{sum(a['valid'] for a in lat)}/{len(lat)}, "
+                           + ("- |" if args.no_offline else f"{sum(b['valid'] for b in off)}/{len(off)} |"))
             ss, aa = [bracket(a) for a in lat], [a["after_p90"] / a["latency_p90"] for a in lat]
             bracketed.append(f"| {depth} | {name} | {len(lat)} | {median_interval(ss)} | {log_sd(ss):.1%} | "
                              f"{median_interval(aa)} | {log_sd(aa):.1%} | "

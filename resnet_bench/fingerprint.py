@@ -17,6 +17,7 @@ from importlib import metadata
 from pathlib import Path
 
 from resnet_bench.cpus import affinity_cpus, available_cpus, cgroup_cpu_quota
+from resnet_bench.isa import parse_flags
 
 HARD_KEYS = ("cpu_model", "cpu_isa", "cpus_available", "cpu_quota", "gpu_name", "gpu_compute_capability",
              "gpu_mig_mode", "gpu_driver", "cuda", "torch", "onnxruntime", "openvino", "tensorrt", "onnx")
@@ -41,11 +42,8 @@ def cpu_model() -> str:
 
 def isa_flags(cpuinfo: str) -> list[str]:
     """The inference-relevant ISA flags of the first ``flags`` line of a /proc/cpuinfo text."""
-    for line in cpuinfo.splitlines():
-        if line.startswith("flags"):
-            present = set(line.split(":", 1)[1].split())
-            return [flag for flag in ISA_FLAGS if flag in present]
-    return []
+    present = parse_flags(cpuinfo)
+    return [flag for flag in ISA_FLAGS if flag in present]
 
 
 def cpu_caches(root: Path = Path("/sys/devices/system/cpu/cpu0/cache")) -> dict[str, str]:

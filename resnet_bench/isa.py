@@ -10,16 +10,20 @@ INT8_LEVELS = (("amx_int8", "AMX-INT8"), ("avx512_vnni", "AVX512-VNNI"), ("avx_v
 BF16_FLAGS = ("amx_bf16", "avx512_bf16")
 
 
-def cpu_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> frozenset[str]:
-    """The first CPU's flags; empty where /proc/cpuinfo does not exist (not Linux)."""
-    try:
-        text = Path(cpuinfo).read_text()
-    except OSError:
-        return frozenset()
+def parse_flags(text: str) -> frozenset[str]:
+    """The flags of the first ``flags`` line of a /proc/cpuinfo text (whole words only)."""
     for line in text.splitlines():
         if line.startswith("flags"):
             return frozenset(line.split(":", 1)[1].split())
     return frozenset()
+
+
+def cpu_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> frozenset[str]:
+    """The first CPU's flags; empty where /proc/cpuinfo does not exist (not Linux)."""
+    try:
+        return parse_flags(Path(cpuinfo).read_text())
+    except OSError:
+        return frozenset()
 
 
 def int8_isa(flags: frozenset[str]) -> str:
