@@ -54,8 +54,9 @@ class GatePlan:
     warmup_iters: int = 3  # untimed calls after each load, and at least warmup_s seconds of them
     warmup_s: float = 1.0
     # A pause before each block. A runtime's worker threads spin on after its last call, and the
-    # other side's next block shared the 2 cores with them: ONNX Runtime ResNet-50 batch 8 ran 12%
-    # slower right after the other process's block than right after its own (2% with 30 ms).
+    # other side's next block shared the 2 cores with them: ONNX Runtime ResNet-50 batch 8 ran 10%
+    # slower right after the other process's block than right after its own (2% with 30 ms;
+    # benchmarks/gate_settle.py, results/gate_settle.md; OpenVINO: no effect).
     # Identical sides pay it alike, but a head whose calls end with anything but compute (the
     # proof's injected busy-wait) did not: +20% measured as +29-37%. Cost: ~30 s per 12-cell gate.
     settle_s: float = 0.05
