@@ -60,8 +60,10 @@ GPU_PYTHON ?= $(if $(wildcard $(BIN)/python),$(BIN)/python,$(PYTHON))
 gpu-check:
 	@$(GPU_PYTHON) benchmarks/gpu_check.py $(if $(GPU_CHECK_ROOT),--root $(GPU_CHECK_ROOT)) $(GPU_CHECK_ARGS)
 
+# ruff, then the import layers (pyproject.toml [tool.importlinter]: layers, no CLI import, no cycles)
 lint: setup
 	$(BIN)/ruff check resnet_bench exporters tests benchmarks
+	$(BIN)/lint-imports --no-cache
 
 clean:
 	rm -rf $(VENV) artifacts .pytest_cache

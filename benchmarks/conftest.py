@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from resnet_bench import fingerprint
+from resnet_bench.machine import fingerprint
 
 DEPTHS = tuple(int(d) for d in os.environ.get("RESNET_BENCH_DEPTHS", "18").split(","))
 INPUT_SIZE = int(os.environ.get("RESNET_BENCH_INPUT_SIZE", "224"))

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from exporters.pipeline import ExportOptions, export
-from resnet_bench.spec import ModelSpec
+from resnet_bench.model.spec import ModelSpec
 
 
 def main() -> None:

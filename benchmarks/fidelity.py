@@ -23,11 +23,11 @@ import numpy as np
 
 from exporters.pipeline import Exporter, ExportOptions
 from resnet_bench.backends import BackendOptions
-from resnet_bench.cpus import available_cpus
-from resnet_bench.model import synthetic_images
-from resnet_bench.runner import open_backend
-from resnet_bench.spec import ModelSpec
-from resnet_bench.timing import StopRule, measure, measure_concurrent
+from resnet_bench.backends.open import open_backend
+from resnet_bench.machine.cpus import available_cpus
+from resnet_bench.measure.timing import StopRule, measure, measure_concurrent
+from resnet_bench.model.images import synthetic_images
+from resnet_bench.model.spec import ModelSpec
 
 
 class Ours:
@@ -42,7 +42,7 @@ class Ours:
         if self.mode == "latency":
             stats = measure(lambda: self.runner.run(self.x), rule, self.runner.sync).stats()
             return stats["latency_ms_p50"], self.batch * 1e3 / stats["latency_ms_mean"]
-        timing = measure_concurrent([self.runner.worker(self.x) for _ in range(self.runner.in_flight())], rule)
+        timing = measure_concurrent(self.runner.streams(self.x), rule)
         return timing.stats()["latency_ms_p50"], self.batch * timing.requests_per_s
 
     def close(self) -> None:

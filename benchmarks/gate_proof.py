@@ -34,7 +34,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from resnet_bench import gate  # noqa: E402
+from resnet_bench.gate import run as gate  # noqa: E402
 
 INJECTION = '''
 

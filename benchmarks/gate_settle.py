@@ -36,7 +36,7 @@ for path in (REPO, REPO / "benchmarks"):
 
 from gate_proof import copy_tree, inject  # noqa: E402
 
-from resnet_bench import gate  # noqa: E402
+from resnet_bench.gate import run as gate  # noqa: E402
 
 RECORDED = """
 import sys, time

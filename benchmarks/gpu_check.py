@@ -126,7 +126,7 @@ def run_dirs(out: Path) -> dict[str, Path]:
 def summarize(out: Path, runs: dict[str, Path]) -> str:
     import pandas as pd
 
-    from resnet_bench import results
+    from resnet_bench.results import runs as results
 
     frames = [results.load(path).assign(sweep=name) for name, path in runs.items()]
     if not frames:

@@ -21,12 +21,14 @@ import sys
 import time
 from pathlib import Path
 
-from resnet_bench import fingerprint, harness
+from resnet_bench.machine import fingerprint
 from resnet_bench.report import build_report
-from resnet_bench.results import RunWriter
-from resnet_bench.scenarios.loadgen import loadgen_version, overhead
-from resnet_bench.scenarios.loadgen_run import LoadgenConfig, run_cell
-from resnet_bench.selection import Constraints
+from resnet_bench.report.selection import Constraints
+from resnet_bench.results import runs
+from resnet_bench.results.runs import RunWriter
+from resnet_bench.scenarios.loadgen.cell import LoadgenConfig, run_cell
+from resnet_bench.scenarios.loadgen.overhead import overhead
+from resnet_bench.scenarios.loadgen.settings import loadgen_version
 
 BACKENDS = ("onnxruntime", "openvino")
 BOUND_MS = 100.0
@@ -123,14 +125,14 @@ def main() -> int:
     print(f"loadgen_figures: expect ~{expected / 60:.0f} min on a 2-core CPU (artifacts cached)", file=sys.stderr)
     start = time.perf_counter()
     out = Path(args.out)
-    run_dir = out / "loadgen-cpu" / harness.new_run_dir(Path("."), "cpu").name
+    run_dir = out / "loadgen-cpu" / runs.new_run_dir(Path("."), "cpu").name
     rows: list[dict] = []
     for depth in depths:
         for backend in BACKENDS:
             config = LoadgenConfig(depth=depth, backend=backend, latency_bound_ms=BOUND_MS, input_size=args.input_size,
                                    max_steps=8 if depth == 50 else 1, artifacts=args.artifacts)
             if not run_dir.exists():
-                harness.start(config, run_dir)
+                runs.start(config, run_dir)
             writer = RunWriter(run_dir)
             print(f"loadgen_figures: ResNet-{depth} {backend} ({time.perf_counter() - start:.0f} s)", file=sys.stderr)
             rows += run_cell(config, run_dir, writer, fingerprint.collect()["fingerprint_id"])

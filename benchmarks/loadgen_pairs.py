@@ -39,23 +39,17 @@ from pathlib import Path
 import numpy as np
 
 from exporters.pipeline import Exporter, ExportOptions
-from resnet_bench import fingerprint, scenarios
+from resnet_bench import scenarios
 from resnet_bench.backends import BackendOptions
-from resnet_bench.model import synthetic_images
-from resnet_bench.runner import open_backend
-from resnet_bench.scenarios.loadgen import (
-    QUICK,
-    Duration,
-    Load,
-    direct_runner,
-    lane_runners,
-    loadgen_version,
-    run_loadgen,
-)
-from resnet_bench.scenarios.loadgen import SystemUnderTest as SUT
-from resnet_bench.scenarios.loadgen_run import OFFLINE_MARGIN, REFERENCE_RULE
-from resnet_bench.spec import ModelSpec
-from resnet_bench.timing import StopRule, measure, order_ranks
+from resnet_bench.backends.open import open_backend
+from resnet_bench.machine import fingerprint
+from resnet_bench.measure.timing import RULES, StopRule, measure, order_ranks
+from resnet_bench.model.images import synthetic_images
+from resnet_bench.model.spec import ModelSpec
+from resnet_bench.scenarios.loadgen.cell import OFFLINE_MARGIN
+from resnet_bench.scenarios.loadgen.settings import QUICK, Duration, Load, loadgen_version
+from resnet_bench.scenarios.loadgen.sut import SystemUnderTest as SUT
+from resnet_bench.scenarios.loadgen.sut import direct_runner, lane_runners, run_loadgen
 
 
 def p90(measured) -> float:
@@ -65,7 +59,7 @@ def p90(measured) -> float:
 def windows(seconds: float | None) -> tuple[StopRule, Duration]:
     """The closed loop's stop rule and LoadGen's duration: the defaults, or S seconds each."""
     if seconds is None:
-        return REFERENCE_RULE, QUICK
+        return RULES["loadgen_reference"], QUICK
     rule = StopRule(warmup_iters=10, warmup_s=0.5, min_iters=36, min_s=seconds, max_s=seconds)
     return rule, Duration("quick", min_duration_s=seconds)
 
@@ -98,7 +92,7 @@ def offline_pairs(backend, images: np.ndarray, batch: int, reps: int, logs: Path
     shape = tuple(images.shape[1:])
     rows = []
     for rep in range(reps):
-        ours = scenarios.run("throughput", backend, backend.prepare(images[:batch]), batch, REFERENCE_RULE)
+        ours = scenarios.run("throughput", backend, backend.prepare(images[:batch]), batch, RULES["loadgen_reference"])
         lanes = lane_runners(backend, backend.in_flight(), batch, shape)
         lg = run_loadgen(SUT(backend.stage(images), lanes=lanes, batch=batch),
                          Load("offline", target_qps=OFFLINE_MARGIN * ours.images_per_s), QUICK,

@@ -19,11 +19,12 @@ import numpy as np
 
 from exporters.pipeline import Exporter, ExportOptions
 from resnet_bench.backends import BackendOptions
-from resnet_bench.model import synthetic_images
-from resnet_bench.runner import open_backend
-from resnet_bench.scenarios.loadgen import QUICK, Load, SystemUnderTest, direct_runner, run_loadgen
-from resnet_bench.spec import ModelSpec
-from resnet_bench.timing import StopRule, measure
+from resnet_bench.backends.open import open_backend
+from resnet_bench.measure.timing import StopRule, measure
+from resnet_bench.model.images import synthetic_images
+from resnet_bench.model.spec import ModelSpec
+from resnet_bench.scenarios.loadgen.settings import QUICK, Load
+from resnet_bench.scenarios.loadgen.sut import SystemUnderTest, direct_runner, run_loadgen
 
 
 def closed_loop(run, images: np.ndarray, seconds: float = 4.0) -> np.ndarray:

@@ -10,9 +10,9 @@ import pytest
 from benchmarks.conftest import DEPTHS, INPUT_SIZE
 from exporters.pipeline import Exporter, ExportOptions
 from resnet_bench.backends import BackendOptions, BackendUnavailable
-from resnet_bench.model import synthetic_images
-from resnet_bench.runner import open_backend
-from resnet_bench.spec import ModelSpec
+from resnet_bench.backends.open import open_backend
+from resnet_bench.model.images import synthetic_images
+from resnet_bench.model.spec import ModelSpec
 
 _EXPORTERS: dict[int, Exporter] = {}
 

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from exporters.errors import ExportError
+from resnet_bench.util.errors import first_message
 
 # Opset 18 is the exporter's minimum and is read by ONNX Runtime 1.14+, OpenVINO 2023+ and
 # TensorRT 8.6+.
@@ -53,7 +54,7 @@ def export_onnx(model: nn.Module, path: Path, input_size: int, precision: str = 
                                     input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
                                     opset_version=opset, verbose=False)
     except Exception as exc:  # the exporter raises many types; say which step failed
-        raise ExportError(f"torch.onnx.export failed: {str(exc).splitlines()[0]}") from exc
+        raise ExportError(f"torch.onnx.export failed: {first_message(exc)}") from exc
     program.save(str(path))
 
 
@@ -66,8 +67,7 @@ def read_onnx(path: str | Path) -> onnx.ModelProto:
         onnx.checker.check_model(str(path), full_check=True)
         return onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # DecodeError, ValidationError, InferenceError...
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ExportError(f"cannot read ONNX file {path}: {first}") from exc
+        raise ExportError(f"cannot read ONNX file {path}: {first_message(exc)}") from exc
 
 
 def batch_dim(model: onnx.ModelProto) -> int | str:

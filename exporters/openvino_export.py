@@ -9,14 +9,6 @@ import numpy as np
 from exporters.errors import ExportError
 
 
-def openvino_version() -> str | None:
-    try:
-        import openvino
-    except ImportError:
-        return None
-    return openvino.get_version()
-
-
 def export_openvino(onnx_path: Path, xml_path: Path, precision: str) -> None:
     """fp32 keeps fp32 weights; fp16 stores compressed fp16 weights (the runtime decompresses)."""
     try:

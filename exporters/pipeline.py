@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import hashlib
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -15,18 +14,24 @@ import torch
 from exporters import onnx_export, openvino_export, quantize, tensorrt_export, tensorrt_int8
 from exporters.errors import ExportError
 from exporters.store import Artifact, ArtifactStore
-from resnet_bench import architecture, model, spec
-from resnet_bench.accuracy import agreement
-from resnet_bench.model import file_sha256, synthetic_images
-from resnet_bench.spec import ModelSpec
-from resnet_bench.tolerances import TOLERANCES, rel_l2, top1_agreement
+from resnet_bench.model import architecture, network, spec
+from resnet_bench.model import images as image_code
+from resnet_bench.model.images import in_chunks, synthetic_images
+from resnet_bench.model.spec import ModelSpec
+from resnet_bench.numerics.agreement import agreement
+from resnet_bench.numerics.precision import ARTIFACT_PRECISIONS
+from resnet_bench.numerics.tolerances import TOLERANCES, rel_l2, top1_agreement
+from resnet_bench.util.errors import first_message
+from resnet_bench.util.files import file_sha256
+from resnet_bench.util.versions import package_version
 
 TARGETS = ("onnx", "openvino", "tensorrt")
-PRECISIONS = ("fp32", "fp16", "int8")
+PRECISIONS = ARTIFACT_PRECISIONS  # fp32, fp16, int8: what an artifact is stored in (the precision table)
 VERIFY_BATCHES = (1, 3)  # neither is the export example's batch (2)
 # The code whose change can change an artifact's files: any edit to it gives a new key, so a
 # PR's own graph is exported (the gate's base and head share an artifact only when it is the same).
-GRAPH_CODE = (architecture, model, spec, onnx_export)
+# images: the seeded weights are calibrated on synthetic images.
+GRAPH_CODE = (architecture, network, image_code, spec, onnx_export)
 
 
 @functools.cache
@@ -38,11 +43,6 @@ def code_sha256(*modules) -> str:
     return digest.hexdigest()
 
 
-def library_version(name: str) -> str | None:
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return None
 ACCURACY_IMAGES = 32  # a quantized artifact's agreement with PyTorch fp32 is measured on these
 
 
@@ -82,9 +82,9 @@ class ExportOptions:
 
 def check_available(targets: tuple[str, ...], precisions: tuple[str, ...] = ()) -> None:
     """Refuse up front, naming what is missing, before any time is spent exporting."""
-    if "openvino" in targets and openvino_export.openvino_version() is None:
+    if "openvino" in targets and package_version("openvino") is None:
         raise ExportError("openvino: OpenVINO is not installed (pip install 'resnet-bench[cpu]')")
-    if "openvino" in targets and "int8" in precisions and quantize.nncf_version() is None:
+    if "openvino" in targets and "int8" in precisions and package_version("nncf") is None:
         raise ExportError("openvino int8: NNCF is not installed (pip install 'resnet-bench[cpu]')")
     if "tensorrt" in targets:
         reason = tensorrt_export.unavailable_reason()
@@ -140,7 +140,7 @@ class Exporter:
                 out = run(path, images)
             except Exception as exc:  # runtimes raise their own types for a wrong input shape
                 raise ExportError(f"{path.name}: {runtime} failed at batch {batch}: "
-                                  f"{str(exc).strip().splitlines()[0]}") from exc
+                                  f"{first_message(exc)}") from exc
             if out.shape != ref.shape:
                 raise ExportError(f"{path.name}: batch {batch} gave output shape {out.shape}, "
                                   f"expected {ref.shape} (batch dimension fixed at export?)")
@@ -163,16 +163,15 @@ class Exporter:
         """Agreement with PyTorch fp32 (error metrics, top-1/top-5, margin-aware top-1) on
         ACCURACY_IMAGES seeded images, for the manifest of a quantized artifact."""
         if self._accuracy_reference is None:
-            images = synthetic_images(ACCURACY_IMAGES, self.spec.input_size, seed=11).numpy()
-            chunks = [images[i:i + 8] for i in range(0, len(images), 8)]
+            seeded = synthetic_images(ACCURACY_IMAGES, self.spec.input_size, seed=11).numpy()
             if self.options.onnx is not None:
-                ref = np.concatenate([onnx_export.run_onnxruntime(self.options.onnx, x) for x in chunks])
+                ref = in_chunks(lambda x: onnx_export.run_onnxruntime(self.options.onnx, x), seeded)
             else:
                 with torch.inference_mode():
-                    ref = np.concatenate([self.model()(torch.from_numpy(x)).numpy() for x in chunks])
-            self._accuracy_reference = (images, ref)
-        images, ref = self._accuracy_reference
-        out = np.concatenate([run(path, images[i:i + 8]) for i in range(0, len(images), 8)])
+                    ref = in_chunks(lambda x: self.model()(torch.from_numpy(x)).numpy(), seeded)
+            self._accuracy_reference = (seeded, ref)
+        seeded, ref = self._accuracy_reference
+        out = in_chunks(lambda x: run(path, x), seeded)
         return {"reference": "PyTorch fp32" if self.options.onnx is None else "the given ONNX in onnxruntime fp32",
                 **agreement(out, ref)}
 
@@ -191,7 +190,7 @@ class Exporter:
             fields = {"model": self.spec.key_fields(), "opset": opts.opset,
                       "static_batch": opts.static_batch, "exporter": onnx_export.EXPORTER,
                       "torch": torch.__version__, "onnx": onnx.__version__,
-                      "onnxscript": library_version("onnxscript"), "code": code_sha256(*GRAPH_CODE)}
+                      "onnxscript": package_version("onnxscript"), "code": code_sha256(*GRAPH_CODE)}
         fields = {**fields, "target": "onnx", "precision": precision}
 
         def build(folder: Path) -> tuple[str, dict]:
@@ -249,14 +248,14 @@ class Exporter:
         plugin executes in int8 are in the manifest."""
         source, calibration = self.openvino("fp32"), self.calibration()
         fields = {"ir_key": source.key, "target": "openvino", "precision": "int8",
-                  "openvino": openvino_export.openvino_version(), "nncf": quantize.nncf_version(),
+                  "openvino": package_version("openvino"), "nncf": package_version("nncf"),
                   "preset": quantize.NNCF_PRESET, "calibration": calibration.key_fields(),
                   "code": code_sha256(quantize, openvino_export)}
 
         def build(folder: Path) -> tuple[str, dict]:
             path = folder / "model.xml"
             extra = quantize.quantize_openvino(source.path, path, calibration)
-            runtime = f"openvino {openvino_export.openvino_version()} CPU"
+            runtime = f"openvino {package_version('openvino')} CPU"
             return path.name, {**extra, "calibration": calibration.key_fields(),
                                "executed": quantize.executed_precisions(openvino_export.compile_cpu(path)),
                                "verify": self.verify(openvino_export.run_openvino, path, "int8", runtime),
@@ -270,7 +269,7 @@ class Exporter:
             return self.openvino_int8()
         # OpenVINO converts the fp32 ONNX; fp16 here means fp16-compressed weights.
         source = self.onnx("fp32")
-        version = openvino_export.openvino_version()
+        version = package_version("openvino")
         fields = {"onnx_key": source.key, "target": "openvino", "precision": precision,
                   "openvino": version, "converter": "openvino.convert_model",
                   "code": code_sha256(openvino_export)}

@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from exporters.errors import ExportError
-from resnet_bench.model import synthetic_images
+from resnet_bench.model.images import load_images, synthetic_images
+from resnet_bench.util.errors import first_message
 
 CALIBRATION_SEED = 101  # not the seed of the verification (11), parity (0) or timing (5) images
 CALIBRATION_COUNT = 32
@@ -46,8 +47,6 @@ def calibration_set(size: int, count: int = CALIBRATION_COUNT, folder: str | Pat
     """``count`` seeded ImageNet-normalised images, or every image in ``folder`` prepared as
     ``parity --images`` prepares them (resize, centre-crop, normalise)."""
     if folder is not None:
-        from resnet_bench.parity import load_images  # parity imports the pipeline: import here
-
         images, kind = load_images(folder, size), "folder"
     else:
         if count < 1:
@@ -129,7 +128,7 @@ def quantize_onnx(source: Path, target: Path, calibration: Calibration, scheme: 
                             activation_type=types[scheme.activations], weight_type=types[scheme.weights],
                             calibrate_method=methods[scheme.method], extra_options=extra)
     except Exception as exc:  # the quantizer raises many types; say which step failed
-        raise ExportError(f"onnxruntime quantize_static failed: {str(exc).strip().splitlines()[0]}") from exc
+        raise ExportError(f"onnxruntime quantize_static failed: {first_message(exc)}") from exc
     return {"quantizer": f"onnxruntime {onnxruntime.__version__} quantize_static (QDQ)",
             "scheme": scheme.key_fields(), "qdq": qdq_summary(target)}
 
@@ -174,14 +173,6 @@ def qdq_summary(path: Path) -> dict:
 
 
 # -- OpenVINO / NNCF ---------------------------------------------------------------------------
-def nncf_version() -> str | None:
-    try:
-        import nncf
-    except ImportError:
-        return None
-    return nncf.__version__
-
-
 def quantize_openvino(source: Path, target: Path, calibration: Calibration, preset: str = NNCF_PRESET) -> dict:
     """NNCF post-training quantization of an fp32 IR; returns what the manifest records."""
     try:
@@ -199,7 +190,7 @@ def quantize_openvino(source: Path, target: Path, calibration: Calibration, pres
         with _quiet():
             quantized = nncf.quantize(model, dataset, preset=presets[preset], subset_size=subset)
     except Exception as exc:
-        raise ExportError(f"nncf.quantize failed: {str(exc).strip().splitlines()[0]}") from exc
+        raise ExportError(f"nncf.quantize failed: {first_message(exc)}") from exc
     ov.save_model(quantized, str(target), compress_to_fp16=False)
     return {"quantizer": f"nncf {nncf.__version__} quantize", "preset": preset, "subset_size": subset}
 

@@ -26,8 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from resnet_bench.model import file_sha256
-from resnet_bench.results import write_atomic
+from resnet_bench.util.files import file_sha256, write_atomic
 
 MANIFEST = "manifest.json"
 

@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from exporters.errors import ExportError
+from resnet_bench.model.images import CHUNK as PARITY_CHUNK  # parity feeds chunks of 8 (the last may be smaller)
 
 DEFAULT_WORKSPACE = 4 << 30  # bytes of scratch memory tactics may use
-PARITY_CHUNK = 8  # resnet_bench.parity.CHUNK: parity feeds chunks of 8 (the last may be smaller)
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ def _no_grad():
 
 # -- exported artifacts, shared by the exporter, backend and parity tests --------------------
 from exporters.pipeline import ExportOptions, export  # noqa: E402
-from resnet_bench.spec import ModelSpec  # noqa: E402
+from resnet_bench.model.spec import ModelSpec  # noqa: E402
 
 SMALL = ModelSpec(18, input_size=64)
 

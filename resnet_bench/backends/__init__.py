@@ -1,14 +1,18 @@
-"""One registry of backends. Runtimes are imported only when their backend is used, so a
-missing one makes its cells unavailable and never breaks the others.
+"""The backends: one module per runtime behind one lifecycle (``base``: load, prepare, run,
+sync, fetch, close; request streams), one registry (here), and opening a backend on a model
+spec: its artifact from the store, loaded, both timed (``open``). ``service_time`` is a backend
+of known service time that does no inference, to test the measuring machinery against
+arithmetic. Runtimes are imported only when their backend is used, so a missing one makes its
+cells unavailable and never breaks the others.
 
-Adding a backend: one module with a ``Backend`` subclass, one line in ``_register`` calls.
+Adding a backend: one module with a ``Backend`` subclass, one ``_register`` line.
 """
 
 from __future__ import annotations
 
 import importlib
 
-from resnet_bench.backends.base import Backend, BackendOptions, BackendUnavailable
+from resnet_bench.backends.base import Backend, BackendOptions, BackendUnavailable, request_streams
 
 _REGISTRY: dict[str, str] = {}
 
@@ -35,4 +39,4 @@ def backend_class(name: str) -> type[Backend]:
     return getattr(importlib.import_module(module), cls)
 
 
-__all__ = ["BACKENDS", "Backend", "BackendOptions", "BackendUnavailable", "backend_class"]
+__all__ = ["BACKENDS", "Backend", "BackendOptions", "BackendUnavailable", "backend_class", "request_streams"]

@@ -7,6 +7,9 @@
         logits = backend.fetch(y)      # device -> host numpy
 
 ``infer(images)`` does all three. ``describe()`` says what actually ran.
+
+Several requests in flight (throughput mode, parity of every stream, LoadGen's lanes) are made
+one way: ``request_streams`` (``Backend.streams`` for one input shared by every stream).
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from resnet_bench.cpus import available_cpus
+from resnet_bench.machine.cpus import available_cpus
+from resnet_bench.util.errors import BackendUnavailable
 
 DEVICES = ("cpu", "cuda")
 
@@ -62,10 +66,6 @@ def split_threads(total: int, cpus: int, streams: int | None = None) -> tuple[in
         return streams, total // streams
     in_flight = max(d for d in range(1, min(total, cpus) + 1) if total % d == 0)
     return in_flight, total // in_flight
-
-
-class BackendUnavailable(Exception):
-    """This backend cannot run this cell here; the message is the reason."""
 
 
 class Backend:
@@ -141,6 +141,10 @@ class Backend:
             return output
         return work
 
+    def streams(self, prepared: Any) -> list[Callable[[], object]]:
+        """``in_flight()`` request streams on one prepared input (throughput mode, parity)."""
+        return request_streams(self, [prepared] * self.in_flight())
+
     def infer(self, images: np.ndarray) -> np.ndarray:
         output = self.run(self.prepare(images))
         self.sync()
@@ -156,3 +160,14 @@ class Backend:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def request_streams(backend: Backend, inputs: list[Any]) -> list[Callable[[], object]]:
+    """One closed-loop request stream per prepared input, on the backend's lanes 0, 1, ... in
+    turn. Every input must be prepared before the first stream is made: ``prepare`` resets the
+    backends' lane counter, and each ``worker`` call takes the next lane."""
+    return [backend.worker(prepared) for prepared in inputs]
+
+
+__all__ = ["DEVICES", "Backend", "BackendOptions", "BackendUnavailable", "check_streams", "request_streams",
+           "split_threads"]

@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from resnet_bench import precision as precision_table
 from resnet_bench.backends.base import Backend, BackendOptions, BackendUnavailable
+from resnet_bench.numerics import precision as precision_table
 
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
 ORT_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64}

@@ -7,8 +7,10 @@ from typing import Any
 
 import numpy as np
 
-from resnet_bench import precision as precision_table
+from exporters.quantize import conv_precision_summary, executed_precisions
 from resnet_bench.backends.base import Backend, BackendOptions
+from resnet_bench.numerics import precision as precision_table
+from resnet_bench.util.versions import package_version
 
 # fp16 on the CPU means fp16-compressed weights, computed in f32 (the runtime decompresses).
 # bf16 is computed in bf16 and needs a CPU with bf16 support (AVX512-BF16 / AMX).
@@ -36,9 +38,7 @@ class OpenVinoBackend(Backend):
             if "BF16" not in capabilities:
                 return f"this CPU has no bf16 support (OpenVINO capabilities: {', '.join(capabilities)})"
         if options.precision == "int8":
-            from exporters.quantize import nncf_version
-
-            if nncf_version() is None:
+            if package_version("nncf") is None:
                 return "int8 needs NNCF to quantize the IR, and it is not installed (pip install nncf)"
         return None
 
@@ -102,8 +102,6 @@ class OpenVinoBackend(Backend):
         self.compiled = None
 
     def describe(self) -> dict:
-        from exporters.quantize import conv_precision_summary, executed_precisions
-
         get = self.compiled.get_property
         version = self.ov.get_version().split("-")[0]
         hint = get("INFERENCE_PRECISION_HINT").to_string()

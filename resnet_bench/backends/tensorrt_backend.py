@@ -18,8 +18,9 @@ from typing import Any
 import numpy as np
 
 from exporters.tensorrt_export import Profile, profile_index
-from resnet_bench import precision as precision_table
+from exporters.tensorrt_export import unavailable_reason as tensorrt_unavailable_reason
 from resnet_bench.backends.base import Backend, BackendOptions
+from resnet_bench.numerics import precision as precision_table
 
 
 @dataclass(eq=False)
@@ -63,9 +64,7 @@ class TensorRtBackend(Backend):
 
     @classmethod
     def unavailable_reason(cls, options: BackendOptions) -> str | None:
-        from exporters.tensorrt_export import unavailable_reason
-
-        return unavailable_reason() or super().unavailable_reason(options)
+        return tensorrt_unavailable_reason() or super().unavailable_reason(options)
 
     def contexts(self) -> int:
         """Execution contexts this instance runs at once (the engine needs a profile set each)."""

@@ -10,8 +10,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from resnet_bench import precision as precision_table
 from resnet_bench.backends.base import Backend, BackendOptions
+from resnet_bench.machine.isa import bf16_unavailable_reason
+from resnet_bench.numerics import precision as precision_table
 
 # fp16 / bf16 cast the model's weights and inputs (no autocast); tf32 is fp32 storage.
 DTYPES = {"fp32": torch.float32, "tf32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -56,8 +57,6 @@ class TorchBackend(Backend):
         if options.device == "cuda" and not torch.cuda.is_available():
             return "no CUDA device is visible to torch"
         if options.device == "cpu" and options.precision == "bf16":
-            from resnet_bench.isa import bf16_unavailable_reason
-
             reason = bf16_unavailable_reason()
             if reason:
                 return reason

@@ -1,64 +1,9 @@
-"""The scenario layer: how one cell is driven and what it yields.
+"""Scenarios: how a loaded backend is driven. The closed loop (``closed_loop``: ``latency``, one
+request at a time, and ``throughput``, several request streams at once, each waiting for its
+last answer) and MLPerf LoadGen's scenarios (``loadgen/``: settings and durations, the system
+under test, the Server peak search, reading LoadGen's log, and the ``resnet-bench loadgen``
+cell)."""
 
-Each scenario takes a loaded backend, the prepared input, its batch size and a stop rule,
-times it through ``timing.measure`` / ``timing.measure_concurrent`` and returns the latency
-statistics (with their intervals), images/s and the validity reasons. The harness walks the
-sweep and calls these; ``resnet-bench time`` calls them too.
+from resnet_bench.scenarios.closed_loop import SCENARIOS, Measurement, latency, run, throughput
 
-* ``latency`` (MLPerf SingleStream): one request at a time. Images/s is the delivered rate,
-  batch / mean latency (the loop is closed: the next request starts when the last returns).
-* ``throughput`` (Offline-like): ``backend.in_flight()`` closed-loop request streams at once.
-  Images/s = batch x requests finished / time from the window's start (every stream sends its
-  first request then) to the last finish, as benchmark_app counts it (see
-  ``timing.ThroughputTiming.requests_per_s`` for why not Little's law on pooled latencies).
-"""
-
-from __future__ import annotations
-
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
-
-from resnet_bench.backends.base import Backend
-from resnet_bench.timing import StopRule, Timing, measure, measure_concurrent
-
-
-@dataclass(frozen=True)
-class Measurement:
-    timing: Timing = field(repr=False)
-    images_per_s: float
-    in_flight: int
-
-    @property
-    def stats(self) -> dict:
-        return self.timing.stats()
-
-    @property
-    def reasons(self) -> list[str]:
-        return self.timing.invalid_reasons()
-
-    @property
-    def samples_ms(self) -> list[float]:
-        return [round(float(s), 6) for s in self.timing.samples_ms]
-
-
-def latency(backend: Backend, prepared: Any, batch: int, rule: StopRule) -> Measurement:
-    timing = measure(lambda: backend.run(prepared), rule, backend.sync)
-    return Measurement(timing, batch * 1e3 / float(timing.samples_ms.mean()), 1)
-
-
-def throughput(backend: Backend, prepared: Any, batch: int, rule: StopRule) -> Measurement:
-    timing = measure_concurrent([backend.worker(prepared) for _ in range(backend.in_flight())], rule)
-    return Measurement(timing, batch * timing.requests_per_s, timing.in_flight)
-
-
-SCENARIOS: dict[str, Callable[[Backend, Any, int, StopRule], Measurement]] = {
-    "latency": latency,
-    "throughput": throughput,
-}
-
-
-def run(mode: str, backend: Backend, prepared: Any, batch: int, rule: StopRule) -> Measurement:
-    if mode not in SCENARIOS:
-        raise ValueError(f"mode must be one of {', '.join(SCENARIOS)}, got {mode!r}")
-    return SCENARIOS[mode](backend, prepared, batch, rule)
+__all__ = ["SCENARIOS", "Measurement", "latency", "run", "throughput"]

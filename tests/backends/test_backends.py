@@ -8,11 +8,11 @@ import torch
 from exporters.pipeline import Exporter, ExportOptions
 from resnet_bench.backends import BACKENDS, BackendOptions, BackendUnavailable, _register, backend_class
 from resnet_bench.backends.base import split_threads
-from resnet_bench.cpus import available_cpus
+from resnet_bench.backends.open import open_backend
+from resnet_bench.machine.cpus import available_cpus
+from resnet_bench.measure.timing import StopRule, measure_concurrent
 from resnet_bench.model import synthetic_images
-from resnet_bench.runner import open_backend
-from resnet_bench.timing import StopRule, measure_concurrent
-from resnet_bench.tolerances import rel_l2
+from resnet_bench.numerics.tolerances import rel_l2
 from tests.conftest import SMALL
 
 CPU_BACKENDS = ["torch", "onnxruntime", "openvino"]

@@ -9,14 +9,19 @@ import torch
 
 from exporters.pipeline import Exporter, ExportOptions
 from exporters.tensorrt_export import unavailable_reason as tensorrt_reason
-from resnet_bench import harness, precision, results
 from resnet_bench.backends import BackendOptions, BackendUnavailable
 from resnet_bench.backends.onnxruntime_backend import OnnxRuntimeBackend, bind_preallocated
+from resnet_bench.backends.open import open_backend
+from resnet_bench.measure.roofs import peaks
+from resnet_bench.measure.timing import StopRule
 from resnet_bench.model import synthetic_images
-from resnet_bench.parity import check_runner
-from resnet_bench.peak import peaks
-from resnet_bench.runner import open_backend
-from resnet_bench.tolerances import TOLERANCES, rel_l2
+from resnet_bench.numerics import precision
+from resnet_bench.numerics.tolerances import TOLERANCES, rel_l2
+from resnet_bench.parity.verdict import check_runner
+from resnet_bench.results import runs
+from resnet_bench.results.runs import start
+from resnet_bench.sweep.config import SweepConfig
+from resnet_bench.sweep.sweep import Sweep
 from tests.conftest import SMALL
 
 ort = pytest.importorskip("onnxruntime")
@@ -153,13 +158,13 @@ def test_tensorrt_every_batch_and_context(mode, tmp_path, images_and_reference):
 @pytest.mark.gpu
 @needs_gpu
 def test_cuda_sweep_rows(tmp_path, onnx_exporter):
-    rule = harness.StopRule(warmup_iters=2, warmup_s=0.0, min_iters=5, min_s=0.1, max_s=1.0)
-    config = harness.SweepConfig(device="cuda", depths=(18,), batches=(1, 8), backends=("torch", "onnxruntime"),
+    rule = StopRule(warmup_iters=2, warmup_s=0.0, min_iters=5, min_s=0.1, max_s=1.0)
+    config = SweepConfig(device="cuda", depths=(18,), batches=(1, 8), backends=("torch", "onnxruntime"),
                                  precisions=("fp32", "tf32"), input_size=64, parity_images=16,
                                  artifacts=str(onnx_exporter.store.root), rule=rule)
-    harness.start(config, tmp_path / "run")
-    harness.Sweep(config, tmp_path / "run").run()
-    frame = results.load(tmp_path / "run")
+    start(config, tmp_path / "run")
+    Sweep(config, tmp_path / "run").run()
+    frame = runs.load(tmp_path / "run")
     torch_rows = frame[frame.backend == "torch"]
     assert (torch_rows.status == "ok").all() and (torch_rows.parity_status == "pass").all()
     assert (torch_rows.compute_precision == torch_rows.precision).all()

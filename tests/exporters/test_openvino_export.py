@@ -2,7 +2,7 @@ import pytest
 
 from exporters.openvino_export import run_openvino
 from resnet_bench.model import synthetic_images
-from resnet_bench.tolerances import rel_l2, top1_agreement
+from resnet_bench.numerics.tolerances import rel_l2, top1_agreement
 
 pytest.importorskip("openvino")
 

@@ -15,7 +15,7 @@ from exporters.pipeline import Exporter, ExportOptions, export
 from exporters.quantize import calibration_set, conv_precision_summary, executed_precisions, ort_scheme
 from exporters.tensorrt_int8 import check_qdq
 from resnet_bench.model import synthetic_images
-from resnet_bench.tolerances import TOLERANCES, rel_l2
+from resnet_bench.numerics.tolerances import TOLERANCES, rel_l2
 from tests.conftest import SMALL
 
 pytest.importorskip("onnxruntime")

@@ -6,7 +6,7 @@ import pytest
 
 from exporters.pipeline import Exporter, ExportOptions, export
 from exporters.store import MANIFEST, ArtifactStore, artifact_key
-from resnet_bench.spec import ModelSpec
+from resnet_bench.model.spec import ModelSpec
 from tests.conftest import SMALL
 
 

@@ -5,7 +5,7 @@ import pytest
 from exporters import tensorrt_export as trt_export
 from exporters.errors import ExportError
 from exporters.pipeline import ExportOptions, check_available, export
-from resnet_bench.parity import CHUNK
+from resnet_bench.model.images import CHUNK
 from tests.conftest import SMALL
 
 ENV = trt_export.Environment(tensorrt="10.13.0", cuda="12.8", gpu="NVIDIA H100 80GB HBM3",

@@ -1,0 +1,261 @@
+"""The commands: each parses nothing (``parser`` did), checks what this machine allows, calls
+the library and prints through ``output``. Bad input raises ValueError (the CLI's exit 2)."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from pathlib import Path
+
+from resnet_bench.cli.output import emit, emit_verdicts, stdout_to_stderr, sweep_progress
+from resnet_bench.machine import limits
+from resnet_bench.model.architecture import VARIANTS, check_input_size, check_variant
+from resnet_bench.util.files import require_repo_root
+
+
+def cmd_flops(args: argparse.Namespace) -> int:
+    from resnet_bench.model.flops import flops_rows
+
+    variants = VARIANTS if args.variant == "both" else (check_variant(args.variant),)
+    rows = flops_rows(variants, check_input_size(args.input_size))
+    emit(rows, args.format, title=f"ResNet multiply-adds at {args.input_size}x{args.input_size} "
+         "(convs + fc, the paper's convention)")
+    return 0
+
+
+def cmd_time(args: argparse.Namespace) -> int:
+    from resnet_bench.sweep.single import time_torch_cpu
+
+    limits.require_batch(args.batch, args.input_size)
+    with stdout_to_stderr():
+        row = time_torch_cpu(args.depth, args.variant, args.batch, args.input_size, args.weights)
+    emit([row], args.format, title="PyTorch eager, CPU, single-stream latency")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from exporters.pipeline import ExportOptions, export
+    from resnet_bench.model.spec import ModelSpec
+
+    spec = ModelSpec(args.depth, args.variant, args.weights, input_size=args.input_size)
+    options = ExportOptions(targets=args.to, precisions=args.precision, batches=args.batches,
+                            opset=args.opset, static_batch=args.static_batch, out=Path(args.out),
+                            onnx=Path(args.onnx) if args.onnx else None,
+                            calibration_images=Path(args.calibration_images) if args.calibration_images else None,
+                            calibration_count=args.calibration_count, ort_int8=args.ort_int8)
+    if args.static_batch is not None:
+        limits.require_batch(args.static_batch, args.input_size, "--static-batch")
+    limits.require_writable(args.out, "--out")
+    with stdout_to_stderr():
+        artifacts = export(spec, options)
+    rows = [a.row() for a in artifacts]
+    emit(rows, args.format, title=f"{spec.name} artifacts",
+         columns=["target", "precision", "bytes", "export_s", "cached", "path"])
+    return 0
+
+
+def cmd_parity(args: argparse.Namespace) -> int:
+    from exporters.pipeline import Exporter, ExportOptions
+    from resnet_bench.backends import BackendOptions, backend_class
+    from resnet_bench.model.images import CHUNK, parity_images
+    from resnet_bench.model.spec import ModelSpec
+    from resnet_bench.numerics.precision import check_precision
+    from resnet_bench.parity.verdict import run_parity
+
+    spec = ModelSpec(args.depth, args.variant, args.weights, input_size=args.input_size)
+    for name in args.backends:
+        backend_class(name)  # unknown names are bad input, before any work
+    for precision in args.precision:
+        check_precision(precision)
+    BackendOptions(args.device, threads=args.threads, cuda_graphs=args.cuda_graphs)  # validates them
+    limits.require_device(args.device)
+    if args.images is None:
+        limits.require_batch(args.count, args.input_size, "--count", at_once=CHUNK)
+    exporter = Exporter(spec, ExportOptions(out=limits.require_writable(args.out, "--out")))
+    images = parity_images(args.input_size, args.count, folder=args.images)
+    with stdout_to_stderr():
+        verdicts = run_parity(exporter, args.backends, args.device, args.precision, images, args.threads,
+                              cuda_graphs=args.cuda_graphs)
+    rows = [v.row() for v in verdicts]
+    emit(rows, args.format, title=f"{spec.name}: parity against PyTorch fp32 on {len(images)} images",
+         columns=["backend", "precision", "device", "status", "rel_l2_err", "max_abs_err", "cosine",
+                  "top1_agreement", "top5_agreement", "compute_precision", "threads", "reason"])
+    return 1 if any(v.status in ("fail", "error") for v in verdicts) else 0
+
+
+SUMMARY_COLUMNS = ["depth", "backend", "precision", "mode", "batch_size", "latency_ms_p50", "latency_ms_p50_low",
+                   "latency_ms_p50_high", "latency_ms_p90_high", "images_per_s", "roofline_fraction", "threads",
+                   "streams", "parity_status", "valid", "status"]
+
+
+def _require_machine(config, out_flag: str, out: Path) -> None:
+    """Refuse, before anything is measured, a sweep this machine cannot run or record."""
+    limits.require_device(config.device)
+    limits.require_batch(max(config.batches), config.input_size, "--batches")
+    limits.require_writable(out, out_flag)
+    limits.require_writable(config.artifacts, "--artifacts")
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from resnet_bench.results.runs import new_run_dir, start
+    from resnet_bench.sweep.config import SweepConfig, resume
+    from resnet_bench.sweep.sweep import Sweep
+
+    if args.resume:
+        run_dir = Path(args.resume)
+        config = resume(run_dir)
+        _require_machine(config, "--resume", run_dir)
+    else:
+        given = {"warmup_iters": args.warmup_iters, "warmup_s": args.warmup_time,
+                 "min_iters": args.min_iters, "min_s": args.min_time, "max_s": args.max_time,
+                 "target_precision": args.target_precision}
+        config = SweepConfig.from_profile(
+            args.profile, args.device, depths=args.depths, batches=args.batches, backends=args.backends,
+            precisions=args.precisions, modes=args.modes, input_size=args.input_size, threads=args.threads,
+            artifacts=args.artifacts, cuda_graphs=args.cuda_graphs, weights=args.weights, variant=args.variant,
+            images=args.images,
+            rule_overrides={k: v for k, v in given.items() if v is not None})
+        _require_machine(config, "--out", Path(args.out))
+        run_dir = new_run_dir(Path(args.out), config.device)
+        start(config, run_dir)
+    sweep = Sweep(config, run_dir)
+    with sweep_progress(len(sweep.todo())) as on_cell:
+        sweep.on_cell = on_cell
+        with stdout_to_stderr():
+            writer = sweep.run()
+    rows = [{**row, "run_dir": str(run_dir)} for row in writer.rows]
+    emit(rows, args.format, title=f"run {run_dir.name}", columns=SUMMARY_COLUMNS)
+    print(run_dir, file=sys.stdout if args.format == "table" else sys.stderr)  # JSON / CSV: stdout is data
+    return 0
+
+
+LOADGEN_COLUMNS = ["scenario", "backend", "precision", "batch_size", "target_qps", "qps", "latency_ms_p50",
+                   "latency_ms_p90", "latency_ms_p99", "early_stopping_ms", "loadgen_valid", "closed_loop_images_per_s",
+                   "closed_loop_latency_ms_p90", "parity_status", "status"]
+
+
+def cmd_loadgen(args: argparse.Namespace) -> int:
+    from resnet_bench.machine import fingerprint
+    from resnet_bench.model.images import image_files, read_labels
+    from resnet_bench.results.runs import RunWriter, new_run_dir, start
+    from resnet_bench.scenarios.loadgen.cell import LoadgenConfig, run_cell
+    from resnet_bench.scenarios.loadgen.settings import MULTISTREAM_SAMPLES, loadgen_version
+
+    config = LoadgenConfig(depth=args.depth, backend=args.backend, precision=args.precision, device=args.device,
+                           scenarios=args.scenario, duration=args.duration, percentile=args.percentile,
+                           latency_bound_ms=args.latency_bound_ms, server_qps=args.server_qps,
+                           server_mode=args.server_mode, offline_batches=args.offline_batches, variant=args.variant,
+                           weights=args.weights, input_size=args.input_size, threads=args.threads,
+                           artifacts=args.artifacts, images=args.images, labels=args.labels,
+                           accuracy_count=args.count)
+    if loadgen_version() == "?":
+        raise ValueError("LoadGen is not installed: pip install mlcommons-loadgen")
+    limits.require_device(config.device)
+    limits.require_batch(max(MULTISTREAM_SAMPLES, *config.plan().offline_batches), config.input_size,
+                         "--offline-batches")
+    if config.images:
+        image_files(config.images)
+    if config.labels:
+        read_labels(config.labels, config.images)
+    limits.require_writable(args.out, "--out")
+    limits.require_writable(config.artifacts, "--artifacts")
+    run_dir = new_run_dir(Path(args.out), config.device)
+    start(config, run_dir)
+    writer = RunWriter(run_dir)
+
+    def progress(row: dict) -> None:
+        print(f"loadgen: resnet{row['depth']} {row['backend']} {row['scenario']}: {row['status']}, "
+              f"LoadGen {'VALID' if row.get('loadgen_valid') else 'INVALID'}", file=sys.stderr)
+
+    with stdout_to_stderr():
+        run_cell(config, run_dir, writer, fingerprint.collect()["fingerprint_id"], on_row=progress)
+    writer.finish()
+    rows = [{key: None if isinstance(value, float) and math.isnan(value) else value for key, value in row.items()}
+            | {"run_dir": str(run_dir)} for row in writer.rows]
+    emit(rows, args.format, title=f"LoadGen run {run_dir.name} ({config.plan().span.rules(config.plan().bound_ms)})",
+         columns=LOADGEN_COLUMNS)
+    print(run_dir, file=sys.stdout if args.format == "table" else sys.stderr)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from resnet_bench.report import build_report
+    from resnet_bench.report.selection import Constraints
+
+    constraints = Constraints(max_latency_ms=args.max_latency_ms, latency_percentile=args.latency_percentile,
+                              min_throughput=args.min_throughput, max_rel_err=args.max_rel_err,
+                              min_top1_agreement=args.min_top1_agreement, precisions=args.precisions,
+                              devices=args.devices, depths=args.depths)
+    path = build_report(args.run_dirs, args.out, constraints)
+    print(path)
+    print(path.with_suffix(".html"))
+    return 0
+
+
+COMPARE_COLUMNS = ["cell_id", "verdict", "ratio", "p_value", "n", "base_ms", "head_ms", "parity_worse", "reason"]
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from resnet_bench.gate.compare import compare_runs, stored_baseline
+    from resnet_bench.gate.statistics import parse_threshold
+
+    threshold = parse_threshold(args.threshold)
+    if args.baseline:
+        if len(args.runs) != 1:
+            raise ValueError("--baseline takes one run directory (HEAD)")
+        head = Path(args.runs[0])
+        fingerprint, base = stored_baseline(head, args.baselines)
+        if base is None:
+            print(f"warning: no stored baseline for fingerprint {fingerprint} under {args.baselines}",
+                  file=sys.stderr)
+            emit_verdicts([], args.format, f"{head}: no stored baseline", COMPARE_COLUMNS)
+            return 0
+    elif len(args.runs) == 2:
+        base, head = map(Path, args.runs)
+    else:
+        raise ValueError("compare takes BASE and HEAD run directories (or HEAD with --baseline)")
+    rows = compare_runs(base, head, threshold)
+    emit_verdicts(rows, args.format, f"{head} against {base} (threshold {threshold:.0%})", COMPARE_COLUMNS)
+    failed = any(r["verdict"] == "regressed" or r["parity_worse"] for r in rows)
+    if args.baseline:  # a trend check between jobs: warn, never fail (see MEASURING.md)
+        if failed:
+            print("warning: regressions against the stored baseline (between jobs: a hint, not a verdict)",
+                  file=sys.stderr)
+        return 0
+    return 1 if failed else 0
+
+
+GATE_COLUMNS = ["depth", "backend", "batch_size", "verdict", "ratio", "low", "high", "n", "k", "base_ms", "head_ms",
+                "block_mad", "reason"]
+
+
+def cmd_gate(args: argparse.Namespace) -> int:
+    from resnet_bench.gate import git
+    from resnet_bench.gate import run as gate
+    from resnet_bench.gate.statistics import parse_threshold
+
+    repo = require_repo_root("gate")
+    head = Path(args.head).resolve() if args.head else repo
+    if not (head / "resnet_bench").is_dir():
+        raise ValueError(f"--head {args.head}: not a resnet-bench source tree (no resnet_bench/ folder)")
+    sizes = {name: value for name, value in (("rounds", args.rounds), ("blocks", args.blocks)) if value is not None}
+    config = gate.GateConfig(cells=gate.select_cells(args.cells or [], args.input_size),
+                             threshold=parse_threshold(args.threshold), plan=gate.GatePlan(**sizes),
+                             artifacts=Path(args.artifacts).resolve())
+    ref = args.ref or git.merge_base(repo)
+    begin = time.perf_counter()
+    with git.worktree(ref, repo) as base_tree, stdout_to_stderr():
+        rows = gate.run_gate(base_tree, head, config, progress=lambda text: print(f"gate: {text}", file=sys.stderr))
+    plan = config.plan
+    emit_verdicts(rows, args.format, f"gate: {'the working tree' if head == repo else head} against {ref[:12]} "
+                  f"(threshold {config.threshold:.0%}, {plan.rounds} rounds x {plan.blocks} blocks, "
+                  f"{time.perf_counter() - begin:.0f} s)", GATE_COLUMNS)
+    for line in gate.failures(rows):
+        print(f"gate: FAIL {line}", file=sys.stderr)
+    return 1 if gate.failures(rows) else 0
+
+
+__all__ = ["cmd_bench", "cmd_compare", "cmd_export", "cmd_flops", "cmd_gate", "cmd_loadgen", "cmd_parity",
+           "cmd_report", "cmd_time"]

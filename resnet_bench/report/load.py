@@ -1,0 +1,54 @@
+"""Load result runs for a report: rows of several runs (machines) in one frame, and the views
+the sections read (closed-loop rows, LoadGen rows, a Server row's peak search)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from resnet_bench.results.runs import load
+
+
+def is_true(values: pd.Series) -> pd.Series:
+    """A boolean column as read back from CSV: bool, 1.0 (beside empty cells of other rows) or text."""
+    return values.map(lambda v: str(v) in ("True", "true", "1", "1.0")).astype(bool)
+
+
+def load_runs(run_dirs: list[str | Path]) -> tuple[pd.DataFrame, dict[str, dict]]:
+    """All rows, with a ``machine`` column naming each run's fingerprint; fingerprints by id."""
+    frames, fingerprints = [], {}
+    for run_dir in map(Path, run_dirs):
+        frame = load(run_dir)
+        try:
+            fingerprint = json.loads((run_dir / "fingerprint.json").read_text())
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"{run_dir} has no readable fingerprint.json") from exc
+        what = fingerprint.get("gpu_name") or fingerprint.get("cpu_model") or "?"
+        machine = f"{fingerprint['fingerprint_id'][:6]} {what} x{fingerprint.get('cpus_available')}"
+        fingerprints[machine] = fingerprint
+        frames.append(frame.assign(machine=machine, run_dir=str(run_dir)))
+    return pd.concat(frames, ignore_index=True), fingerprints
+
+
+def closed_loop(frame: pd.DataFrame) -> pd.DataFrame:
+    """The sweep's rows (latency and throughput modes), without LoadGen's."""
+    return frame[frame["mode"].isin(("latency", "throughput"))]
+
+
+def loadgen_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    if "scenario" not in frame:
+        return frame.iloc[0:0]
+    return frame[frame.scenario.isin(("singlestream", "multistream", "offline", "server"))]
+
+
+def peak_search_of(row: pd.Series) -> dict | None:
+    """The peak search behind a Server row (search.json beside its step's logs), if any."""
+    if not isinstance(row.get("loadgen_log_dir"), str):
+        return None
+    path = Path(row.run_dir) / row.loadgen_log_dir
+    for folder in (path.parent, path):
+        if (folder / "search.json").is_file():
+            return json.loads((folder / "search.json").read_text())
+    return None

@@ -1,0 +1,227 @@
+"""The report's sections, each a title, sentences, tables and plots: Table 1, speed against
+FLOPs, batch scaling, the parity matrix, under load (LoadGen), deployment-target selection and
+validity."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from resnet_bench.measure import validity
+from resnet_bench.model.flops import flops_rows
+from resnet_bench.report.load import closed_loop, is_true, loadgen_rows
+from resnet_bench.report.plots import MODE_STYLES, PRECISION_MARKERS, colour, legend, load_plot, panels, plot
+from resnet_bench.report.selection import Constraints, select, with_bounds
+
+
+@dataclass
+class Section:
+    title: str
+    text: list[str] = field(default_factory=list)
+    tables: list[tuple[str, pd.DataFrame]] = field(default_factory=list)
+    plots: list[str] = field(default_factory=list)  # PNG file names in the output folder
+
+
+def table1_section() -> Section:
+    rows = pd.DataFrame(flops_rows())
+    wide = rows.pivot_table(index=["depth", "params", "paper_gmacs"], columns="variant", values="gmacs")
+    wide = wide.reset_index().rename(columns={"v1": "v1 GMACs (paper's block)", "v1.5": "v1.5 GMACs (torchvision)",
+                                              "paper_gmacs": "paper FLOPs (x1e9 multiply-adds)"})
+    return Section("1. Table 1, reproduced",
+                   ["Multiply-adds of the convolutions and the fc layer per 224x224 image, counted from the "
+                    "architecture (the paper's convention); v1 strides the first 1x1 conv of a bottleneck, "
+                    "v1.5 the 3x3."], [("", wide)])
+
+
+def flops_section(frame: pd.DataFrame, out: Path) -> Section:
+    ok = frame[(frame.status.isin(["ok", "parity_failed"])) & (frame["mode"] == "latency")]
+    section = Section("2. Speed against FLOPs")
+    if ok.empty:
+        section.text.append("No latency cells ran.")
+        return section
+    batch = 1 if (ok.batch_size == 1).any() else int(ok.batch_size.min())
+    ok = ok[ok.batch_size == batch]
+    rows = []
+    # CUDA graphs change what a latency is made of: a graphed depth is never divided by an eager one.
+    ok = ok.assign(cuda_graphs=ok["cuda_graphs"].fillna(False).astype(bool) if "cuda_graphs" in ok else False)
+    for (machine, device, backend, precision, graphs), group in ok.groupby(
+            ["machine", "device", "backend", "precision", "cuda_graphs"]):
+        group = group.sort_values("depth")
+        base = group.iloc[0]
+        for _, row in group.iterrows():
+            rows.append({"machine": machine, "device": device, "backend": backend, "precision": precision,
+                         **({"cuda_graphs": graphs} if ok.cuda_graphs.any() else {}), "depth": row.depth,
+                         "gmacs": row.gmacs, "p50 ms": row.latency_ms_p50,
+                         "images/s": row.images_per_s,
+                         f"latency / ResNet-{base.depth}": row.latency_ms_p50 / base.latency_ms_p50,
+                         f"FLOPs / ResNet-{base.depth}": row.gmacs / base.gmacs,
+                         "GFLOP/s": row.achieved_gflops, "of same-run peak": row.roofline_fraction})
+    section.text.append(f"Single-stream latency at batch {batch}. If latency followed FLOPs, the two ratio "
+                        "columns would be equal; where latency grows more slowly, the deeper nets use the "
+                        "hardware better (larger per-layer work), where faster, they are memory- or "
+                        "overhead-bound.")
+    section.tables.append(("", pd.DataFrame(rows)))
+
+    def draw(ax):
+        for (machine, backend, precision), group in ok.groupby(["machine", "backend", "precision"]):
+            group = group.sort_values("gmacs")
+            ax.plot(group.gmacs, group.latency_ms_p50, marker="o", label=f"{backend} {precision} [{machine[:6]}]")
+        ax.set_xlabel("GMACs per image (analytic)")
+        ax.set_ylabel(f"p50 latency at batch {batch} (ms)")
+        ax.set_title("Latency against multiply-adds")
+
+    section.plots.append(plot(out, "latency_vs_gmacs.png", draw))
+    return section
+
+
+def batch_section(frame: pd.DataFrame, out: Path) -> Section:
+    ok = closed_loop(frame[frame.status.isin(["ok", "parity_failed"])])
+    section = Section("3. Batch scaling")
+    if ok.empty:
+        section.text.append("No cells ran.")
+        return section
+    columns = ["machine", "depth", "backend", "precision", "mode", "batch_size", "iterations", "latency_ms_p50",
+               "latency_ms_p50_low", "latency_ms_p50_high", "median_precision", "latency_ms_p90_high",
+               "latency_ms_p99_high", "images_per_s", "streams", "valid"]
+    section.text.append("p50 with its 95% interval (`_low`, `_high`: order statistics, distribution-free) and "
+                        "`median_precision`, the interval's relative half-width; p90/p99 as their 95% upper "
+                        "bounds, empty where the samples cannot bound them (column `unbounded` says why).")
+    section.tables.append(("", ok.sort_values(columns[:6]).reindex(columns=columns)))
+
+    def draw(ax, depth):
+        for (_, backend, precision, mode), group in ok[ok.depth == depth].groupby(
+                ["machine", "backend", "precision", "mode"]):
+            group = group.sort_values("batch_size")
+            ax.plot(group.batch_size, group.images_per_s, color=colour(backend), linestyle=MODE_STYLES[mode],
+                    marker=PRECISION_MARKERS.get(precision, "x"), markersize=4)
+        ax.set_xscale("log", base=2)
+        batches = sorted(set(ok[ok.depth == depth].batch_size))
+        ax.set_xticks(batches, [str(b) for b in batches])
+        ax.set_ylim(bottom=0)
+
+    key = legend(set(ok.backend), sorted(set(ok["mode"])), set(ok.precision))
+    section.plots.append(panels(out, "batch_scaling.png", sorted(set(ok.depth)), draw,
+                                 "Throughput against batch size", "batch size", "images/s", key))
+    return section
+
+
+def under_load_section(frame: pd.DataFrame, out: Path) -> Section:
+    rows = loadgen_rows(frame[frame.status.isin(["ok", "parity_failed"])])
+    rows = rows.assign(loadgen_valid=is_true(rows.loadgen_valid)) if len(rows) else rows
+    section = Section("5. Under load (MLPerf LoadGen)")
+    if rows.empty:
+        section.text.append("No LoadGen rows (`resnet-bench loadgen`, or `make bench PROFILE=full` for Offline and "
+                            "Server): every latency above is closed-loop, one request waiting for the last.")
+        return section
+    section.text.append(
+        "Closed loop, the next request waits for the last, so a slow stretch also delays the requests that would "
+        "have suffered from it (coordinated omission). LoadGen's Server sends Poisson arrivals at a target rate and "
+        "counts each query's latency from its scheduled time. Per depth: the peak Server QPS LoadGen called VALID "
+        "under the bound (on the held percentile), beside the closed-loop figure of the same instance in the same "
+        "run, which delivers more images/s at a lower percentile.")
+    server = rows[rows.scenario == "server"]
+    if len(server):
+        table = server.assign(
+            held=server.loadgen_percentile.map(lambda q: f"p{q:g}"),
+            poisson_vs_closed_p90=server.latency_ms_p90 / server.closed_loop_latency_ms_p90,
+        ).rename(columns={"target_qps": "peak QPS (Poisson)", "latency_bound_ms": "bound ms",
+                          "latency_ms_p90": "p90 at peak", "latency_ms_p99": "p99 at peak",
+                          "closed_loop_images_per_s": "closed-loop images/s", "closed_loop_latency_ms_p90":
+                          "closed-loop p90", "closed_loop_latency_ms_p99": "closed-loop p99",
+                          "poisson_vs_closed_p90": "p90 Poisson / closed", "server_search_steps": "search steps"})
+        columns = ["machine", "depth", "input_size", "backend", "precision", "device", "bound ms", "held",
+                   "peak QPS (Poisson)", "p90 at peak", "p99 at peak", "closed-loop images/s", "closed-loop p90",
+                   "closed-loop p99", "p90 Poisson / closed", "search steps", "loadgen_valid", "loadgen_rules"]
+        section.tables.append(("Server peak at the bound, beside the closed loop",
+                               table.sort_values(["depth", "peak QPS (Poisson)"], ascending=[True, False])
+                               .reindex(columns=columns)))
+        section.plots.append(load_plot(server, out))
+    ratio = rows.qps / rows.closed_loop_images_per_s
+    ratio = ratio.where(rows.scenario == "offline", rows.latency_ms_p90 / rows.closed_loop_latency_ms_p90)
+    table = rows.assign(**{"LoadGen / closed loop": ratio.where(rows.scenario.isin(("offline", "singlestream"))),
+                           "loadgen_invalid_reason": rows.loadgen_invalid_reason.fillna("")})
+    columns = ["machine", "depth", "input_size", "backend", "precision", "device", "scenario", "batch_size",
+               "target_qps", "qps", "latency_ms_p50", "latency_ms_p90", "latency_ms_p99", "early_stopping_ms",
+               "closed_loop_images_per_s", "closed_loop_latency_ms_p90", "LoadGen / closed loop", "query_count",
+               "duration_s", "loadgen_valid", "loadgen_invalid_reason"]
+    section.text.append("The second table lists every LoadGen row; `LoadGen / closed loop` is Offline samples/s over "
+                        "our throughput mode's images/s, and SingleStream p90 over our latency mode's p90 (same "
+                        "instance, same run).")
+    section.tables.append(("LoadGen scenarios", table.sort_values(["depth", "backend", "scenario"])
+                           .reindex(columns=columns)))
+    return section
+
+
+def parity_section(frame: pd.DataFrame) -> Section:
+    columns = ["machine", "depth", "backend", "precision", "device", "parity_status", "rel_l2_err",
+               "top1_agreement", "compute_precision"]
+    matrix = frame[columns].drop_duplicates(["machine", "depth", "backend", "precision", "device"])
+    return Section("4. Parity matrix", ["Each backend x precision against PyTorch fp32 on the same 32 seeded "
+                                        "images, before timing."], [("", matrix.sort_values(columns[:5]))])
+
+
+def selection_section(frame: pd.DataFrame, constraints: Constraints, out: Path) -> Section:
+    selection = select(frame, constraints)
+    section = Section("6. Deployment-target selection", [f"Constraints: {constraints.describe()}."])
+    section.text += [pick["reason"] for pick in selection.picks] + selection.misses
+    latency = constraints.latency_column
+    columns = ["machine", "depth", "device", "backend", "precision", "mode", "batch_size", latency,
+               "images_per_s", "rel_l2_err", "valid"]
+    frame = with_bounds(closed_loop(frame), constraints)
+    if selection.server is not None and not selection.server.empty:
+        section.tables.append(("LoadGen Server peaks within the budget, best first", selection.server.reindex(
+            columns=["machine", "depth", "device", "backend", "precision", "target_qps", "latency_bound_ms",
+                     "loadgen_percentile", "latency_ms_p90", "latency_ms_p99", "rel_l2_err", "loadgen_rules"])))
+    if not selection.qualifying.empty:
+        section.tables.append(("Qualifying configurations, best first", selection.qualifying[columns].head(20)))
+    if not selection.pareto.empty:
+        section.tables.append(("Pareto front (latency against throughput) per depth", selection.pareto[columns]))
+        everything = frame[frame.status == "ok"]
+
+        def draw(ax):
+            for depth, group in everything.groupby("depth"):
+                ax.scatter(group[latency], group.images_per_s, s=14, alpha=0.5, label=f"ResNet-{depth} cells")
+            for depth, group in selection.pareto.groupby("depth"):
+                ax.plot(group[latency], group.images_per_s, marker="o", label=f"ResNet-{depth} Pareto front")
+            if constraints.max_latency_ms:
+                ax.axvline(constraints.max_latency_ms, color="red", linestyle=":", label="latency budget")
+            ax.set_xlabel(f"p{constraints.latency_percentile} latency, 95% upper bound (ms)")
+            ax.set_ylabel("images/s")
+            ax.set_title("Latency against throughput")
+
+        section.plots.append(plot(out, "pareto.png", draw))
+    return section
+
+
+def reason_counts(frame: pd.DataFrame) -> dict[str, int]:
+    """How many cells each kind of validity reason marks invalid (by code, ``measure.validity``)."""
+    counts: dict[str, int] = {}
+    for reasons in frame.get("invalid_reasons", pd.Series(dtype=object)).dropna():
+        for code in validity.codes(reasons):
+            kind = validity.describe(code)
+            counts[kind] = counts.get(kind, 0) + 1
+    return dict(sorted(counts.items(), key=lambda item: -item[1]))
+
+
+def validity_section(frame: pd.DataFrame, fingerprints: dict[str, dict]) -> Section:
+    bad = frame[(frame.status != "ok") | (frame.valid.astype(str) != "True")]
+    columns = ["machine", "depth", "backend", "precision", "device", "mode", "batch_size", "status",
+               "iterations", "median_precision", "drift", "cv", "invalid_reasons", "error"]
+    keys = ["fingerprint_id", "cpu_model", "cpus_available", "cpu_quota", "gpu_name", "gpu_compute_capability",
+            "gpu_driver", "cuda", "torch", "onnxruntime", "openvino", "tensorrt", "python", "git_commit",
+            "git_dirty"]
+    prints = pd.DataFrame({machine: {k: fp.get(k) for k in keys} for machine, fp in fingerprints.items()})
+    ran = frame[frame.status.isin(["ok", "parity_failed"])]
+    text = [f"{len(bad)} of {len(frame)} cells are failed, unavailable or invalid; none is dropped.",
+            "A cell is valid when its median is known within the target precision (the relative half-width "
+            "of its 95% interval), the medians of its first and last third of samples differ by at most 3x "
+            "that target (no drift), it reached the rule's minimum iterations and it passed parity. CV is shown, "
+            "not judged: it describes the machine, not the estimate."]
+    counts = reason_counts(ran[ran.valid.astype(str) != "True"])
+    if counts:
+        text.append("Invalid cells that ran, by reason (a cell may have several): "
+                    + "; ".join(f"{kind}: {count}" for kind, count in counts.items()) + ".")
+    return Section("7. Validity", text, [("Cells that are not ok and valid", bad.reindex(columns=columns)),
+                                         ("Fingerprints of the runs", prints.reset_index(names="key"))])

@@ -1,0 +1,175 @@
+import math
+
+import pandas as pd
+import pytest
+
+from resnet_bench.report.selection import Constraints, pareto_front, select
+
+
+def cell(backend, batch, p90_high, ips, depth=50, precision="fp32", device="cpu", status="ok", parity="pass",
+         rel=1e-6, valid=True, mode="latency", machine="m1", unbounded=""):
+    """A row as the harness writes it; ``p90_high`` is the upper end of p90's 95% interval."""
+    p99 = math.nan if "p99" in unbounded else p90_high * 1.2
+    return dict(machine=machine, device=device, backend=backend, precision=precision, mode=mode,
+                batch_size=batch, depth=depth, latency_ms_p50=p90_high * 0.8, latency_ms_p50_low=p90_high * 0.78,
+                latency_ms_p50_high=p90_high * 0.82, latency_ms_p90=p90_high * 0.95, latency_ms_p90_high=p90_high,
+                latency_ms_p99=p99, latency_ms_p99_high=p99, unbounded=unbounded, images_per_s=ips,
+                status=status, parity_status=parity, rel_l2_err=rel, valid=valid,
+                invalid_reasons="" if valid else "imprecise: median known within ±3.0%, target ±1.0%")
+
+UNBOUNDED_P99 = "p99: a 95% upper bound needs >= 368 samples, have 60"
+
+
+@pytest.fixture
+def frame():
+    return pd.DataFrame([
+        cell("onnxruntime", 1, 60, 16),
+        cell("onnxruntime", 8, 480, 17.5),
+        cell("openvino", 1, 70, 14.5),
+        cell("openvino", 8, 520, 15.4),
+        cell("torch", 1, 100, 10),
+        cell("openvino", 8, 300, 30, parity="fail"),  # fastest, but wrong: never recommended
+        cell("torch", 8, 200, 40, status="error"),  # did not run
+        cell("onnxruntime", 1, 20, 50, precision="fp16", rel=9e-3),
+        cell("onnxruntime", 1, 9, 110, depth=18),
+    ])
+
+
+def test_latency_budget_picks_highest_throughput_within_it(frame):
+    selection = select(frame, Constraints(max_latency_ms=100, precisions=("fp32",), depths=(50,)))
+    (pick,) = selection.picks
+    assert pick["row"].backend == "onnxruntime" and pick["row"].batch_size == 1
+    assert "16.0 images/s" in pick["reason"] and "100 ms" in pick["reason"]
+    assert set(selection.qualifying.backend) == {"onnxruntime", "openvino", "torch"}
+
+
+def test_looser_budget_prefers_batching(frame):
+    selection = select(frame, Constraints(max_latency_ms=500, precisions=("fp32",), depths=(50,)))
+    assert selection.picks[0]["row"].batch_size == 8 and selection.picks[0]["row"].backend == "onnxruntime"
+
+
+def test_parity_failures_and_errors_are_never_picked(frame):
+    selection = select(frame, Constraints(depths=(50,), precisions=("fp32",)))
+    assert not ((selection.qualifying.parity_status != "pass") | (selection.qualifying.status != "ok")).any()
+    assert selection.picks[0]["row"].images_per_s == 17.5
+
+
+def test_rel_err_constraint_excludes_fp16(frame):
+    assert select(frame, Constraints(depths=(50,))).picks[0]["row"].precision == "fp16"
+    assert select(frame, Constraints(depths=(50,), max_rel_err=1e-4)).picks[0]["row"].precision == "fp32"
+
+
+def test_nothing_qualifies_names_the_constraint_and_the_gap(frame):
+    selection = select(frame, Constraints(max_latency_ms=30, precisions=("fp32",), depths=(50,)))
+    assert selection.picks == [] and len(selection.misses) == 1
+    miss = selection.misses[0]
+    assert "nothing meets p90 latency <= 30 ms (95% upper bound)" in miss
+    assert ("onnxruntime fp32 latency batch 1 on cpu (m1): p90 latency up to 60.0 ms (95% bound) is 100% over "
+            "30 ms") in miss
+
+
+def test_throughput_miss(frame):
+    (miss,) = select(frame, Constraints(min_throughput=200, depths=(18,))).misses
+    assert "110.0 images/s is 82% short of 200" in miss
+
+
+def test_invalid_pick_says_why(frame):
+    frame.loc[0, "valid"] = False
+    frame.loc[0, "invalid_reasons"] = "drift: median moved +4.0% from the first to the last third (limit ±3.0%)"
+    pick = select(frame, Constraints(max_latency_ms=100, precisions=("fp32",), depths=(50,))).picks[0]
+    assert "not a valid cell: drift: median moved +4.0%" in pick["reason"]
+
+
+def test_pareto_front():
+    rows = pd.DataFrame([cell("a", 1, 10, 100), cell("b", 8, 50, 300), cell("c", 8, 60, 200),
+                         cell("d", 32, 200, 400)])
+    assert list(pareto_front(rows, "latency_ms_p90_high").backend) == ["a", "b", "d"]
+
+
+def test_percentile_choice(frame):
+    selection = select(frame, Constraints(max_latency_ms=50, latency_percentile=50, precisions=("fp32",),
+                                          depths=(50,)))
+    assert selection.picks[0]["row"].latency_ms_p50_high == pytest.approx(49.2)  # p90 bound 60, p50 bound 49.2
+    with pytest.raises(ValueError, match="percentile"):
+        Constraints(latency_percentile=95)
+
+
+def test_budget_holds_the_upper_bound_not_the_point(frame):
+    """p90 is 57 ms, but all the samples say is that it is at most 60 ms: a 58 ms budget fails."""
+    selection = select(frame, Constraints(max_latency_ms=58, precisions=("fp32",), depths=(50,)))
+    assert selection.picks == [] and "p90 latency up to 60.0 ms (95% bound) is 3% over 58 ms" in selection.misses[0]
+
+
+def test_unbounded_percentile_is_excluded_with_the_reason():
+    rows = pd.DataFrame([cell("onnxruntime", 1, 60, 16, unbounded=UNBOUNDED_P99),
+                         cell("openvino", 1, 400, 3)])
+    selection = select(rows, Constraints(max_latency_ms=100, latency_percentile=99))
+    assert selection.picks == []
+    assert f"onnxruntime fp32 latency batch 1 on cpu (m1): p99 unbounded ({UNBOUNDED_P99})" in selection.misses[0]
+    assert list(selection.pareto.backend) == ["openvino"]  # a cell with no p99 bound is not on the front
+    # the same cells at p90, which both bound: the fast one qualifies
+    assert select(rows, Constraints(max_latency_ms=100)).picks[0]["row"].backend == "onnxruntime"
+
+
+def test_rows_without_intervals_never_meet_a_latency_budget():
+    old = pd.DataFrame([cell("onnxruntime", 1, 60, 16)]).drop(columns=["latency_ms_p90_high", "unbounded"])
+    (miss,) = select(old, Constraints(max_latency_ms=100)).misses
+    assert "p90 unbounded (results schema 1 rows have no intervals)" in miss
+    assert select(old, Constraints(min_throughput=10)).picks[0]["row"].backend == "onnxruntime"
+
+
+def server(backend, qps, bound=100, percentile=90, depth=50, valid=True, precision="fp32", steps=5):
+    """A LoadGen Server peak as ``resnet-bench loadgen`` writes it."""
+    return dict(machine="m1", device="cpu", backend=backend, precision=precision, mode="server", scenario="server",
+                batch_size=1, depth=depth, target_qps=qps, qps=qps * 0.97, images_per_s=qps * 0.97,
+                latency_bound_ms=bound, loadgen_percentile=percentile, loadgen_valid=valid, latency_ms_p90=bound * 0.9,
+                latency_ms_p99=bound * 1.3, server_search_steps=steps, status="ok", parity_status="pass",
+                rel_l2_err=1e-6, valid=valid, invalid_reasons="")
+
+
+def test_a_latency_budget_prefers_server_peaks_under_poisson_arrivals(frame):
+    rows = pd.concat([frame, pd.DataFrame([server("openvino", 9.5), server("onnxruntime", 8.0)])], ignore_index=True)
+    (pick,) = select(rows, Constraints(max_latency_ms=100, precisions=("fp32",), depths=(50,))).picks
+    assert pick["source"] == "server" and pick["row"].backend == "openvino"
+    assert "serves 9.5 QPS at p90 <= 100 ms under Poisson arrivals (LoadGen Server, VALID" in pick["reason"]
+    # the closed-loop figure it would otherwise have trusted is said beside it
+    assert ("closed loop alone would pick onnxruntime fp32 latency batch 1 on cpu (m1) at 16.0 images/s"
+            in pick["reason"])
+
+
+def test_server_peaks_outside_the_question_fall_back_to_the_closed_loop_and_say_so(frame):
+    rows = pd.concat([frame, pd.DataFrame([server("openvino", 9.5, bound=150),  # bound above the budget
+                                           server("onnxruntime", 12, valid=False)])], ignore_index=True)
+    (pick,) = select(rows, Constraints(max_latency_ms=100, precisions=("fp32",), depths=(50,))).picks
+    assert pick["source"] == "closed-loop" and "none is VALID within the budget" in pick["reason"]
+    (pick,) = select(frame, Constraints(max_latency_ms=100, precisions=("fp32",), depths=(50,))).picks
+    assert "Closed-loop figures only (no LoadGen Server run)" in pick["reason"]
+    # held to p90 does not answer a p99 question
+    rows = pd.concat([frame, pd.DataFrame([server("openvino", 9.5)])], ignore_index=True)
+    picks = select(rows, Constraints(max_latency_ms=1000, latency_percentile=99, depths=(50,))).picks
+    assert all(p["source"] == "closed-loop" for p in picks)
+    held99 = pd.concat([frame, pd.DataFrame([server("openvino", 9.5, percentile=99)])], ignore_index=True)
+    assert select(held99, Constraints(max_latency_ms=100, latency_percentile=99, depths=(50,))).picks[0][
+        "source"] == "server"
+
+
+def test_loadgen_rows_other_than_server_peaks_are_never_candidates(frame):
+    offline = dict(server("openvino", 500), mode="offline", scenario="offline")
+    rows = pd.concat([frame, pd.DataFrame([offline])], ignore_index=True)
+    picks = select(rows, Constraints(depths=(50,))).picks
+    assert picks[0]["row"]["mode"] in ("latency", "throughput")  # not the 500 samples/s Offline row
+
+
+def test_min_top1_agreement_keeps_a_fast_int8_cell_with_flipped_classes_out():
+    """int8 on the seeded model passes parity by its error alone (top-1 agreement 0.5 here);
+    a user who asks for 99% agreement gets the fp32 cell, and is told the constraint."""
+    rows = pd.DataFrame([
+        {**cell("openvino", 8, 400, 24), "top1_agreement": 1.0},
+        {**cell("openvino", 8, 100, 90, precision="int8", rel=0.24), "top1_agreement": 0.5},
+    ])
+    assert select(rows, Constraints()).picks[0]["row"].precision == "int8"  # fastest, by default
+    strict = Constraints(min_top1_agreement=0.99)
+    (pick,) = select(rows, strict).picks
+    assert pick["row"].precision == "fp32" and "top-1 agreement >= 0.99" in strict.describe()
+    with pytest.raises(ValueError, match="min_top1_agreement"):
+        Constraints(min_top1_agreement=1.5)
