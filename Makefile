@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-$(DEVICE)
 # CUDA build); on a CUDA machine the normal build, and the GPU runtimes.
 ifeq ($(DEVICE),cpu)
   TORCH := torch==2.13.0
-  EXTRAS := cpu,dev
+  EXTRAS := cpu,dev,fleet
 else ifeq ($(DEVICE),cuda)
   ifeq ($(shell nvidia-smi -L >/dev/null 2>&1 && echo yes),)
     $(error DEVICE=cuda: no NVIDIA GPU here (nvidia-smi -L failed); use DEVICE=cpu)
@@ -22,7 +22,7 @@ else
   $(error DEVICE must be cpu or cuda, got '$(DEVICE)')
 endif
 
-.PHONY: setup test bench report gate lint clean gpu-check
+.PHONY: setup test bench select report gate fleet lint clean gpu-check
 
 setup: $(STAMP)
 
@@ -42,6 +42,15 @@ BENCH_ARGS = --device $(DEVICE) --profile $(PROFILE) $(if $(DEPTHS),--depths $(D
 
 bench: setup
 	$(BIN)/resnet-bench bench $(BENCH_ARGS)
+
+# Race the candidates for one depth under a budget (SELECT_ARGS="--max-latency-ms 100").
+select: setup
+	$(BIN)/resnet-bench select --device $(DEVICE) $(SELECT_ARGS)
+
+# One sweep across an existing Ray cluster (docs/fleet.md): make fleet ADDRESS=HOST:PORT [PRICES=FILE].
+fleet: setup
+	@test -n "$(ADDRESS)" || { echo "make fleet: give ADDRESS=HOST:PORT (a Ray cluster, docs/fleet.md)"; exit 2; }
+	$(BIN)/resnet-bench fleet --address $(ADDRESS) --profile $(PROFILE) $(if $(PRICES),--prices $(PRICES)) $(FLEET_ARGS)
 
 # The latest run under results/runs, rendered to results/report/.
 LATEST_RUN = $(lastword $(sort $(wildcard results/runs/*/)))

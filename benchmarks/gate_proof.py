@@ -21,6 +21,7 @@ backend's cells measures the catch rates at a third of the cost, and ``--slowdow
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -75,11 +76,16 @@ def inject(tree: Path, backend: str, method: str, body: str, what: str) -> None:
     path.write_text(path.read_text() + code)
 
 
-def slow_down(tree: Path, backend: str, percent: float) -> None:
+def slow_down(tree: Path, backend: str, percent: float, only: list[tuple[int, int]] | None = None) -> None:
+    """``backend`` ``percent``% slower per timed call; with ``only`` [(depth, batch), ...], in those
+    cells alone (told apart by the artifact's name and the input's batch)."""
     inject(tree, backend, "run", f"""
 import time
 start = time.perf_counter()
 output = self._uninjected_run(*args)
+only = {only!r}
+if only and not any(f"resnet{{d}}-" in str(getattr(self, "path", "")) and len(args[0]) == b for d, b in only):
+    return output
 self.sync()
 end = start + (time.perf_counter() - start) * {1 + percent / 100!r}
 while time.perf_counter() < end:  # the injected slowdown: a busy-wait
@@ -88,11 +94,16 @@ return output
 """, f"{backend} {percent:g}% slower")
 
 
-def summarise(label: str, runs: list[tuple[list[dict], float, list[float]]], backend: str | None) -> str:
+def injected(row: dict, backend: str | None, only: list[tuple[int, int]] | None) -> bool:
+    return row["backend"] == backend and (not only or (row["depth"], row["batch_size"]) in only)
+
+
+def summarise(label: str, runs: list[tuple[list[dict], float, list[float]]], backend: str | None,
+              only: list[tuple[int, int]] | None = None) -> str:
     """One table line: injected cells caught, other cells (A/A evidence) marked regressed, times."""
     red = lambda rows: sum(r["verdict"] == "regressed" for r in rows)  # noqa: E731
-    hit = [[r for r in rows if r["backend"] == backend] for rows, _, _ in runs]
-    other = [r for rows, _, _ in runs for r in rows if r["backend"] != backend]
+    hit = [[r for r in rows if injected(r, backend, only)] for rows, _, _ in runs]
+    other = [r for rows, _, _ in runs for r in rows if not injected(r, backend, only)]
     cells = [r for rows, _, _ in runs for r in rows]
     ratios = sorted(r["ratio"] for rows in hit for r in rows if r.get("ratio", float("nan")) > 0)
     walls, rounds = [w for _, w, _ in runs], [s for _, _, seconds in runs for s in seconds]
@@ -104,6 +115,12 @@ def summarise(label: str, runs: list[tuple[list[dict], float, list[float]]], bac
     spread = f"{ratios[0]:.3f}-{ratios[-1]:.3f}" if ratios else "-"
     times = f"{min(walls):.0f}-{max(walls):.0f} s (rounds {min(rounds):.0f}-{max(rounds):.0f} s)" if runs else "-"
     return f"| {label} | {len(runs)} | {caught} | {spread} | {red(other)} of {len(other)} | {verdicts} | {times} |"
+
+
+def parse_only(text: str) -> list[tuple[int, int]] | None:
+    """"18/1,50/8" -> [(18, 1), (50, 8)]; "" -> None (every cell of the backend)."""
+    cells = [tuple(int(x) for x in item.split("/")) for item in text.split(",") if item]
+    return cells or None
 
 
 def run_once(a: Path, b: Path, config: gate.GateConfig) -> tuple[list[dict], float, list[float]]:
@@ -128,7 +145,10 @@ def main() -> None:
     parser.add_argument("--backend", default="onnxruntime", help="the backend slowed down")
     parser.add_argument("--cells", default="", help="depth/backend/batch,... (default: the gate's 12)")
     parser.add_argument("--input-size", type=int, default=None)
-    parser.add_argument("--rounds", type=int, default=gate.GatePlan.rounds)
+    parser.add_argument("--rounds", type=int, default=None,
+                        help="one look at this many rounds (default: the plan's looks)")
+    parser.add_argument("--inject-cells", default="",
+                        help="depth/batch,... : slow --backend down in these cells only (default: in all its cells)")
     parser.add_argument("--blocks", type=int, default=gate.GatePlan.blocks)
     parser.add_argument("--artifacts", default="artifacts")
     parser.add_argument("--out", default="results/gate_proof.md")
@@ -138,8 +158,10 @@ def main() -> None:
         percent, _, count = item.partition(":")
         trials[float(percent)] = int(count) if count else args.trials
     config = gate.GateConfig(cells=gate.select_cells([c for c in args.cells.split(",") if c], args.input_size),
-                             plan=gate.GatePlan(rounds=args.rounds, blocks=args.blocks),
+                             plan=(gate.GatePlan.fixed(args.rounds, blocks=args.blocks) if args.rounds
+                                   else gate.GatePlan(blocks=args.blocks)),
                              artifacts=Path(args.artifacts).resolve())
+    only = parse_only(args.inject_cells)
     load_before = os.getloadavg()[0]  # another job on the machine makes the run no measurement
     started = time.perf_counter()
     root = Path(tempfile.mkdtemp(prefix="gate-proof-"))
@@ -151,13 +173,15 @@ def main() -> None:
         heads = {"A/A": a}
         for s in trials:
             heads[f"+{s:g}%"] = copy_tree(args.ref, root / f"b{s:g}")
-            slow_down(heads[f"+{s:g}%"], args.backend, s)
+            slow_down(heads[f"+{s:g}%"], args.backend, s, only)
         for trial in range(max(wanted.values())):
             for label, head in heads.items():
                 if trial >= wanted[label]:
                     continue
                 rows, wall, rounds = run_once(a, head, config)
                 runs[label].append((rows, wall, rounds))
+                with open(Path(args.out).with_suffix(".jsonl"), "a") as raw:  # every block, for the noise model
+                    raw.write(json.dumps({"condition": label, "trial": trial + 1, "wall_s": wall, "rows": rows}) + "\n")
                 verdicts = ", ".join(f"{r['depth']}/{r['backend']}/b{r['batch_size']} {r['verdict']} "
                                      f"{r.get('ratio', float('nan')):.3f}" for r in rows)
                 lines.append(f"trial {trial + 1} {label}: {verdicts} ({wall:.0f} s)")
@@ -174,11 +198,13 @@ def write(args, config: gate.GateConfig, runs: dict[str, list], lines: list[str]
     table = ["| condition | runs | injected cells regressed | their ratios | other cells regressed | verdicts "
              "| wall time per run |", "|---|---|---|---|---|---|---|",
              *([summarise("A/A", runs["A/A"], None)] if args.aa_trials else [])]
-    table += [summarise(f"{label} on {args.backend}", runs[label], args.backend) for label in runs if label != "A/A"]
+    where = f"{args.backend} {args.inject_cells}" if args.inject_cells else args.backend
+    table += [summarise(f"{label} on {where}", runs[label], args.backend, parse_only(args.inject_cells))
+              for label in runs if label != "A/A"]
     plan = config.plan
     text = (f"# Gate proof: A/A and injected slowdowns\n\n`python benchmarks/gate_proof.py "
-            f"{' '.join(sys.argv[1:])}`: {len(config.cells)} cells, {plan.rounds} rounds x {plan.blocks} "
-            f"blocks per process, settle {plan.settle_s:g} s, threshold {config.threshold:.0%}, "
+            f"{' '.join(sys.argv[1:])}`: {len(config.cells)} cells, looks at {','.join(map(str, plan.looks))} rounds x "
+            f"{plan.blocks} blocks per process, settle {plan.settle_s:g} s, threshold {config.threshold:.0%}, "
             f"{time.strftime('%Y-%m-%d')}, {(time.perf_counter() - started) / 60:.0f} min; load average "
             f"{load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the last write ({os.cpu_count()} CPUs).\n\n"
             + "\n".join(table) + "\n\n```\n" + "\n".join(lines) + "\n```\n")

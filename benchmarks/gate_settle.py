@@ -36,6 +36,7 @@ for path in (REPO, REPO / "benchmarks"):
 
 from gate_proof import copy_tree, inject  # noqa: E402
 
+from resnet_bench.gate import processes  # noqa: E402
 from resnet_bench.gate import run as gate  # noqa: E402
 
 RECORDED = """
@@ -52,7 +53,7 @@ return output
 """
 
 
-def own_times(worker: gate.Worker) -> list[float]:
+def own_times(worker: processes.Worker) -> list[float]:
     worker.stderr.flush()
     worker.stderr.seek(0)
     return [float(line.split()[1]) for line in worker.stderr.read().splitlines() if line.startswith("OWN_MS")]
@@ -65,7 +66,7 @@ def one_pause(a: Path, b: Path, cell: dict, pause: float, rounds: int, artifacts
     medians: dict[str, list[float]] = {"a": [], "b": []}
     k = None
     for r in range(rounds):
-        workers = {"a": gate.Worker(a, "a", artifacts), "b": gate.Worker(b, "b", artifacts)}
+        workers = {"a": processes.Worker(a, "a", artifacts), "b": processes.Worker(b, "b", artifacts)}
         order = ("a", "b") if r % 2 == 0 else ("b", "a")
         try:
             for side in order:

@@ -23,12 +23,12 @@ from pathlib import Path
 
 from resnet_bench.machine import fingerprint
 from resnet_bench.report import build_report
-from resnet_bench.report.selection import Constraints
 from resnet_bench.results import runs
 from resnet_bench.results.runs import RunWriter
 from resnet_bench.scenarios.loadgen.cell import LoadgenConfig, run_cell
 from resnet_bench.scenarios.loadgen.overhead import overhead
 from resnet_bench.scenarios.loadgen.settings import loadgen_version
+from resnet_bench.select.rules import Constraints
 
 BACKENDS = ("onnxruntime", "openvino")
 BOUND_MS = 100.0
@@ -135,7 +135,7 @@ def main() -> int:
                 runs.start(config, run_dir)
             writer = RunWriter(run_dir)
             print(f"loadgen_figures: ResNet-{depth} {backend} ({time.perf_counter() - start:.0f} s)", file=sys.stderr)
-            rows += run_cell(config, run_dir, writer, fingerprint.collect()["fingerprint_id"])
+            rows += run_cell(config, run_dir, writer, fingerprint.collect())
             writer.finish()
     costs = overhead(run_dir / "loadgen" / "overhead")
     build_report([run_dir], run_dir / "report", Constraints(max_latency_ms=BOUND_MS))

@@ -8,6 +8,7 @@ than the export example's, since this exporter has been known to fix the batch a
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -50,9 +51,14 @@ def export_onnx(model: nn.Module, path: Path, input_size: int, precision: str = 
     example = torch.zeros(batch, model.conv1.in_channels, input_size, input_size)
     dynamic = None if static_batch else {"x": {0: torch.export.Dim("batch", min=1, max=4096)}}
     try:
-        program = torch.onnx.export(module, (example,), dynamo=True, dynamic_shapes=dynamic,
-                                    input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                                    opset_version=opset, verbose=False)
+        with warnings.catch_warnings():
+            # torch 2.13's exporter pickles its own pytree specs through an API it deprecated
+            # ("isinstance(treespec, LeafSpec) is deprecated", FutureWarning from copyreg): torch's
+            # code calling torch's, nothing a caller can change; every other warning still shows.
+            warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*", category=FutureWarning)
+            program = torch.onnx.export(module, (example,), dynamo=True, dynamic_shapes=dynamic,
+                                        input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                                        opset_version=opset, verbose=False)
     except Exception as exc:  # the exporter raises many types; say which step failed
         raise ExportError(f"torch.onnx.export failed: {first_message(exc)}") from exc
     program.save(str(path))

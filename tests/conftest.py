@@ -42,3 +42,14 @@ def small_artifacts(store_dir):
     pytest.importorskip("openvino")
     options = ExportOptions(targets=("onnx", "openvino"), precisions=("fp32", "fp16"), out=store_dir)
     return {(a.target, a.precision): a for a in export(SMALL, options)}
+
+
+@pytest.fixture(scope="session")
+def digits(tmp_path_factory):
+    """A ResNet-18 trained here on scikit-learn's handwritten digits (real labelled images, 10
+    classes), with disjoint calibration and evaluation folders: built once per run of the suite."""
+    pytest.importorskip("sklearn")
+    from tests.fixtures.digits import build
+
+    with torch.enable_grad():
+        return build(tmp_path_factory.mktemp("digits"))

@@ -116,6 +116,10 @@ class OnnxRuntimeBackend(Backend):
             stream = torch.cuda.Stream()
             cuda.update(device_id=torch.cuda.current_device(), user_compute_stream=str(stream.cuda_stream))
         provider = (PROVIDERS["cuda"], cuda)
+        preload = getattr(self.ort, "preload_dlls", None)  # ORT >= 1.21: CUDA and cuDNN from the nvidia-* wheels
+        if preload is not None:
+            with contextlib.redirect_stdout(sys.stderr):
+                preload(cuda=True, cudnn=True, msvc=False)
         # ORT prints its CUDA-to-CPU fallback on stdout (breaking --format json) and warns about
         # a missing provider: keep stdout clean; the check below says what happened.
         with contextlib.redirect_stdout(sys.stderr), warnings.catch_warnings():

@@ -146,16 +146,19 @@ class TensorRtBackend(Backend):
         return lane.output
 
     def worker(self, prepared: Prepared) -> Any:
-        """Each call takes the next lane (context + stream + its own profiles)."""
+        """Each call takes the next lane (context + stream + its own profiles). A lane may serve
+        several inputs (LoadGen's batch buckets): a request binds its own input when the lane's
+        context holds another's."""
         lane = self.lanes[self._next_lane % len(self.lanes)]
         self._next_lane += 1
         self._bind(lane, prepared)
-        output = lane.output
 
         def work() -> Any:
+            if lane.bound is not prepared:
+                self._bind(lane, prepared)
             self._execute(lane)
             lane.stream.synchronize()
-            return output
+            return lane.output
         return work
 
     def sync(self) -> None:

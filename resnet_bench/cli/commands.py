@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from resnet_bench.cli.output import emit, emit_verdicts, stdout_to_stderr, sweep_progress
+from resnet_bench.cli.output import emit, emit_verdicts, run_summary, stdout_to_stderr, sweep_progress
 from resnet_bench.machine import limits
 from resnet_bench.model.architecture import VARIANTS, check_input_size, check_variant
 from resnet_bench.util.files import require_repo_root
@@ -85,11 +85,6 @@ def cmd_parity(args: argparse.Namespace) -> int:
     return 1 if any(v.status in ("fail", "error") for v in verdicts) else 0
 
 
-SUMMARY_COLUMNS = ["depth", "backend", "precision", "mode", "batch_size", "latency_ms_p50", "latency_ms_p50_low",
-                   "latency_ms_p50_high", "latency_ms_p90_high", "images_per_s", "roofline_fraction", "threads",
-                   "streams", "parity_status", "valid", "status"]
-
-
 def _require_machine(config, out_flag: str, out: Path) -> None:
     """Refuse, before anything is measured, a sweep this machine cannot run or record."""
     limits.require_device(config.device)
@@ -99,7 +94,13 @@ def _require_machine(config, out_flag: str, out: Path) -> None:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from resnet_bench.results.runs import new_run_dir, start
+    import pandas as pd
+
+    from resnet_bench.report.load import confirmations
+    from resnet_bench.results.runs import RunWriter, new_run_dir, start
+    from resnet_bench.select.confirm import ConfirmPlan
+    from resnet_bench.select.pick import confirm_run
+    from resnet_bench.select.rules import Constraints, select
     from resnet_bench.sweep.config import SweepConfig, resume
     from resnet_bench.sweep.sweep import Sweep
 
@@ -115,19 +116,113 @@ def cmd_bench(args: argparse.Namespace) -> int:
             args.profile, args.device, depths=args.depths, batches=args.batches, backends=args.backends,
             precisions=args.precisions, modes=args.modes, input_size=args.input_size, threads=args.threads,
             artifacts=args.artifacts, cuda_graphs=args.cuda_graphs, weights=args.weights, variant=args.variant,
-            images=args.images,
+            images=args.images, labels=args.labels, calibration_images=args.calibration_images,
+            max_accuracy_drop=args.max_accuracy_drop, min_top1_agreement=args.min_top1_agreement,
+            roofs=False if args.no_roofs else None,
             rule_overrides={k: v for k, v in given.items() if v is not None})
         _require_machine(config, "--out", Path(args.out))
         run_dir = new_run_dir(Path(args.out), config.device)
         start(config, run_dir)
+    constraints = Constraints(max_latency_ms=args.max_latency_ms, latency_percentile=args.latency_percentile)
+    if args.confirm_s < 0:
+        raise ValueError(f"--confirm-s must be 0 (skip) or more, got {args.confirm_s:g}")
     sweep = Sweep(config, run_dir)
     with sweep_progress(len(sweep.todo())) as on_cell:
         sweep.on_cell = on_cell
         with stdout_to_stderr():
             writer = sweep.run()
+    if args.confirm_s > 0:
+        with stdout_to_stderr():
+            confirm_run(run_dir, constraints, ConfirmPlan(budget_s=args.confirm_s), Path(config.artifacts).resolve(),
+                        progress=lambda text: print(f"confirm: {text}", file=sys.stderr))
+        writer = RunWriter(run_dir)
     rows = [{**row, "run_dir": str(run_dir)} for row in writer.rows]
-    emit(rows, args.format, title=f"run {run_dir.name}", columns=SUMMARY_COLUMNS)
-    print(run_dir, file=sys.stdout if args.format == "table" else sys.stderr)  # JSON / CSV: stdout is data
+    if args.format != "table":  # JSON / CSV: stdout is the data, every row and column
+        emit(rows, args.format)
+        print(run_dir, file=sys.stderr)
+        return 0
+    picked = select(pd.DataFrame(writer.rows).assign(machine="this machine"), constraints,
+                    confirmations([run_dir]))
+    run_summary(writer.rows, run_dir, [pick["reason"] for pick in picked.picks] + picked.misses
+                + list(picked.excluded.values()))
+    return 0
+
+
+def cmd_select(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from resnet_bench.cli.output import WIDTH
+    from resnet_bench.results.runs import RunWriter, new_run_dir, start
+    from resnet_bench.select.pick import SelectConfig, answer, select_target
+    from resnet_bench.select.race import Limits
+
+    config = SelectConfig(device=args.device, depth=args.depth, max_latency_ms=args.max_latency_ms,
+                          latency_percentile=args.latency_percentile, min_throughput=args.min_throughput,
+                          max_accuracy_drop=args.max_accuracy_drop, precisions=args.precisions, backends=args.backends,
+                          batches=args.batches, modes=args.modes, budget_s=args.budget_s, input_size=args.input_size,
+                          variant=args.variant, weights=args.weights, images=args.images, labels=args.labels,
+                          calibration_images=args.calibration_images, threads=args.threads, artifacts=args.artifacts)
+    config.candidates()  # a filter that leaves nothing is bad input, before anything is measured
+    _require_machine(config.sweep(), "--out", Path(args.out))
+    run_dir = new_run_dir(Path(args.out), config.device)
+    start(config, run_dir)
+    with stdout_to_stderr():
+        ended = select_target(config, run_dir, progress=lambda text: print(f"select: {text}", file=sys.stderr))
+    rows = RunWriter(run_dir).rows
+    if args.format != "table":
+        emit(rows, args.format)
+        print(run_dir, file=sys.stderr)
+        return 0
+    console = Console(width=WIDTH)
+    console.print(answer(rows, ended, Limits(config.max_latency_ms, config.latency_percentile,
+                                             config.min_throughput)))
+    table = Table(title=f"the race, round {ended['rounds']}", width=WIDTH, title_justify="left")
+    for column in ("candidate", "state", "images/s (95%)", f"p{config.latency_percentile} ms", "why"):
+        table.add_column(column, overflow="fold")
+    q = config.latency_percentile
+    for row in sorted(rows, key=lambda r: -(r.get("images_per_s") or 0)):
+        rate = (f"{row['images_per_s']:.3g} ({row['images_per_s_low']:.3g}-{row['images_per_s_high']:.3g})"
+                if row.get("images_per_s") else "")
+        latency = f"{row[f'latency_ms_p{q}']:.3g}" if row.get(f"latency_ms_p{q}") else ""
+        state = f"{row.get('race_state') or row['status']} r{row['race_round']}" if row.get("race_round") else (
+            row.get("race_state") or row["status"])
+        table.add_row(f"{row['backend']} {row['precision']} {row['mode'][:3]} b{row['batch_size']}", state, rate,
+                      latency, "" if row.get("race_state") == "picked" else (row.get("race_reason") or ""))
+    console.print(table)
+    console.print(f"run folder: {run_dir}")
+    return 0
+
+
+def cmd_fleet(args: argparse.Namespace) -> int:
+    import time
+
+    from resnet_bench.fleet.cluster import ray_module
+    from resnet_bench.fleet.run import FleetConfig, run_fleet
+    from resnet_bench.results.runs import RunWriter
+    from resnet_bench.sweep.config import SweepConfig
+
+    ray_module()  # without Ray: one line, exit 2, before anything else
+    given = {"max_s": args.max_time, "min_iters": args.min_iters}
+    sweep = SweepConfig.from_profile(args.profile, args.device, depths=args.depths, batches=args.batches,
+                                     backends=args.backends, precisions=args.precisions, modes=args.modes,
+                                     input_size=args.input_size, roofs=False if args.no_roofs else None,
+                                     rule_overrides={k: v for k, v in given.items() if v is not None})
+    out = Path(args.resume) if args.resume else Path(args.out) / time.strftime("%Y%m%d-%H%M%S-fleet")
+    if args.resume and not (out / "fleet.json").is_file():
+        raise ValueError(f"--resume {out}: not a fleet folder (no fleet.json)")
+    limits.require_writable(out.parent, "--out")
+    config = FleetConfig(args.address, sweep, out, args.prices, args.node_artifacts, args.node_ip)
+    with stdout_to_stderr():
+        run_fleet(config, progress=lambda text: print(f"fleet: {text}", file=sys.stderr), resume=bool(args.resume))
+    rows = [row for folder in sorted(out.iterdir()) if (folder / "results.csv").is_file()
+            for row in RunWriter(folder).rows]
+    if args.format != "table":
+        emit(rows, args.format)
+    else:
+        for kind in sorted({r.get("machine_kind") for r in rows}):
+            run_summary([r for r in rows if r.get("machine_kind") == kind], f"{out} ({kind})")
+    print(out, file=sys.stdout if args.format == "table" else sys.stderr)
     return 0
 
 
@@ -138,7 +233,6 @@ LOADGEN_COLUMNS = ["scenario", "backend", "precision", "batch_size", "target_qps
 
 def cmd_loadgen(args: argparse.Namespace) -> int:
     from resnet_bench.machine import fingerprint
-    from resnet_bench.model.images import image_files, read_labels
     from resnet_bench.results.runs import RunWriter, new_run_dir, start
     from resnet_bench.scenarios.loadgen.cell import LoadgenConfig, run_cell
     from resnet_bench.scenarios.loadgen.settings import MULTISTREAM_SAMPLES, loadgen_version
@@ -149,16 +243,13 @@ def cmd_loadgen(args: argparse.Namespace) -> int:
                            server_mode=args.server_mode, offline_batches=args.offline_batches, variant=args.variant,
                            weights=args.weights, input_size=args.input_size, threads=args.threads,
                            artifacts=args.artifacts, images=args.images, labels=args.labels,
-                           accuracy_count=args.count)
+                           calibration_images=args.calibration_images, max_accuracy_drop=args.max_accuracy_drop,
+                           accuracy_count=args.count, batching=not args.no_batching, cuda_graphs=args.cuda_graphs)
     if loadgen_version() == "?":
         raise ValueError("LoadGen is not installed: pip install mlcommons-loadgen")
     limits.require_device(config.device)
     limits.require_batch(max(MULTISTREAM_SAMPLES, *config.plan().offline_batches), config.input_size,
                          "--offline-batches")
-    if config.images:
-        image_files(config.images)
-    if config.labels:
-        read_labels(config.labels, config.images)
     limits.require_writable(args.out, "--out")
     limits.require_writable(config.artifacts, "--artifacts")
     run_dir = new_run_dir(Path(args.out), config.device)
@@ -170,7 +261,7 @@ def cmd_loadgen(args: argparse.Namespace) -> int:
               f"LoadGen {'VALID' if row.get('loadgen_valid') else 'INVALID'}", file=sys.stderr)
 
     with stdout_to_stderr():
-        run_cell(config, run_dir, writer, fingerprint.collect()["fingerprint_id"], on_row=progress)
+        run_cell(config, run_dir, writer, fingerprint.collect(), on_row=progress)
     writer.finish()
     rows = [{key: None if isinstance(value, float) and math.isnan(value) else value for key, value in row.items()}
             | {"run_dir": str(run_dir)} for row in writer.rows]
@@ -182,11 +273,12 @@ def cmd_loadgen(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from resnet_bench.report import build_report
-    from resnet_bench.report.selection import Constraints
+    from resnet_bench.select.rules import Constraints
 
     constraints = Constraints(max_latency_ms=args.max_latency_ms, latency_percentile=args.latency_percentile,
                               min_throughput=args.min_throughput, max_rel_err=args.max_rel_err,
-                              min_top1_agreement=args.min_top1_agreement, precisions=args.precisions,
+                              min_top1_agreement=args.min_top1_agreement, max_accuracy_drop=args.max_accuracy_drop,
+                              precisions=args.precisions,
                               devices=args.devices, depths=args.depths)
     path = build_report(args.run_dirs, args.out, constraints)
     print(path)
@@ -194,12 +286,12 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-COMPARE_COLUMNS = ["cell_id", "verdict", "ratio", "p_value", "n", "base_ms", "head_ms", "parity_worse", "reason"]
+COMPARE_COLUMNS = ["cell_id", "verdict", "ratio", "low", "high", "n", "base_ms", "head_ms", "parity_worse", "reason"]
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from resnet_bench.gate.compare import compare_runs, stored_baseline
-    from resnet_bench.gate.statistics import parse_threshold
+    from resnet_bench.gate.statistics import ONE_PROCESS_WARNING, parse_threshold
 
     threshold = parse_threshold(args.threshold)
     if args.baseline:
@@ -218,13 +310,15 @@ def cmd_compare(args: argparse.Namespace) -> int:
         raise ValueError("compare takes BASE and HEAD run directories (or HEAD with --baseline)")
     rows = compare_runs(base, head, threshold)
     emit_verdicts(rows, args.format, f"{head} against {base} (threshold {threshold:.0%})", COMPARE_COLUMNS)
-    failed = any(r["verdict"] == "regressed" or r["parity_worse"] for r in rows)
-    if args.baseline:  # a trend check between jobs: warn, never fail (see MEASURING.md)
-        if failed:
-            print("warning: regressions against the stored baseline (between jobs: a hint, not a verdict)",
-                  file=sys.stderr)
+    timed = [r["verdict"] for r in rows if r["verdict"] in ("slower", "faster", "within")]
+    if timed:  # a difference, never a timing verdict
+        print(f"warning: {timed.count('slower')} cell(s) slower and {timed.count('faster')} faster by more than "
+              f"{threshold:.0%}, {timed.count('within')} within; {ONE_PROCESS_WARNING}", file=sys.stderr)
+    worse = [r["cell_id"] for r in rows if r["parity_worse"]]
+    if worse and args.baseline:  # a trend check between jobs: warn, never fail (see MEASURING.md)
+        print(f"warning: parity got worse against the stored baseline in {len(worse)} cell(s)", file=sys.stderr)
         return 0
-    return 1 if failed else 0
+    return 1 if worse else 0
 
 
 GATE_COLUMNS = ["depth", "backend", "batch_size", "verdict", "ratio", "low", "high", "n", "k", "base_ms", "head_ms",
@@ -240,9 +334,10 @@ def cmd_gate(args: argparse.Namespace) -> int:
     head = Path(args.head).resolve() if args.head else repo
     if not (head / "resnet_bench").is_dir():
         raise ValueError(f"--head {args.head}: not a resnet-bench source tree (no resnet_bench/ folder)")
-    sizes = {name: value for name, value in (("rounds", args.rounds), ("blocks", args.blocks)) if value is not None}
+    sizes = {"blocks": args.blocks} if args.blocks is not None else {}
+    plan = gate.GatePlan.fixed(args.rounds, **sizes) if args.rounds is not None else gate.GatePlan(**sizes)
     config = gate.GateConfig(cells=gate.select_cells(args.cells or [], args.input_size),
-                             threshold=parse_threshold(args.threshold), plan=gate.GatePlan(**sizes),
+                             threshold=parse_threshold(args.threshold), plan=plan,
                              artifacts=Path(args.artifacts).resolve())
     ref = args.ref or git.merge_base(repo)
     begin = time.perf_counter()
@@ -250,7 +345,8 @@ def cmd_gate(args: argparse.Namespace) -> int:
         rows = gate.run_gate(base_tree, head, config, progress=lambda text: print(f"gate: {text}", file=sys.stderr))
     plan = config.plan
     emit_verdicts(rows, args.format, f"gate: {'the working tree' if head == repo else head} against {ref[:12]} "
-                  f"(threshold {config.threshold:.0%}, {plan.rounds} rounds x {plan.blocks} blocks, "
+                  f"(threshold {config.threshold:.0%}, looks at {','.join(map(str, plan.looks))} rounds x "
+                  f"{plan.blocks} blocks, "
                   f"{time.perf_counter() - begin:.0f} s)", GATE_COLUMNS)
     for line in gate.failures(rows):
         print(f"gate: FAIL {line}", file=sys.stderr)

@@ -95,3 +95,55 @@ def sweep_progress(total: int) -> Iterator:
             progress.update(task, advance=1, description=label)
 
         yield on_cell
+
+
+WIDTH = 100  # the terminal summary fits a 100-column terminal; the full table is results.csv
+
+
+def _estimate(value, low, high, unit: str, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return ""
+    text = f"{value:.{digits}g} {unit}"
+    if low is not None and high is not None and low == low and high == high and high != float("inf"):
+        text += f" ({low:.{digits}g}-{high:.{digits}g})"
+    return text
+
+
+def run_summary(rows: list[dict], run_dir, sentences: list[str] = ()) -> None:
+    """The end of a bench or select run: per depth the fastest configuration (p50 latency) and the
+    one of most images/s, each with its interval; how many cells are valid and why the others are
+    not; the pick in words; the run folder. Fits in ``WIDTH`` columns."""
+    from resnet_bench.measure.validity import codes
+
+    console = Console(width=WIDTH)
+    timed = [r for r in rows if r.get("mode") in ("latency", "throughput") and r.get("status") == "ok"]
+    valid = [r for r in timed if r.get("valid") in (True, "True")]
+    why: dict[str, int] = {}
+    for row in timed:
+        if row not in valid:
+            for code in codes(row.get("invalid_reasons")):
+                why[code] = why.get(code, 0) + 1
+    failed = [r for r in rows if r.get("status") not in ("ok", None) and r.get("mode") in ("latency", "throughput")]
+    states = "; ".join(f"{code} {n}" for code, n in sorted(why.items(), key=lambda kv: -kv[1]))
+    title = (f"{len(valid)} of {len(timed)} timed cells valid" + (f" (not valid: {states})" if states else "")
+             + (f", {len(failed)} did not run" if failed else ""))
+    table = Table(title=title, width=WIDTH, title_justify="left")
+    for column in ("depth", "", "configuration", "figure (95% interval)"):
+        table.add_column(column, overflow="fold")
+    for depth in sorted({r["depth"] for r in timed}):
+        mine = [r for r in timed if r["depth"] == depth]
+        fastest = min(mine, key=lambda r: r.get("latency_ms_p50") or float("inf"))
+        busiest = max(mine, key=lambda r: r.get("images_per_s") or 0)
+        for label, row, figure in (
+                ("fastest", fastest, _estimate(fastest.get("latency_ms_p50"), fastest.get("latency_ms_p50_low"),
+                                               fastest.get("latency_ms_p50_high"), "ms p50")),
+                ("most images/s", busiest, _estimate(busiest.get("images_per_s"), busiest.get("images_per_s_low"),
+                                                     busiest.get("images_per_s_high"), "images/s"))):
+            valid_mark = "" if row.get("valid") in (True, "True") else " (not valid)"
+            table.add_row(f"ResNet-{depth}" if label == "fastest" else "", label,
+                          f"{row['backend']} {row['precision']} {row['mode']} b{row['batch_size']}{valid_mark}",
+                          figure)
+    console.print(table)
+    for sentence in sentences:
+        console.print(sentence, soft_wrap=False)
+    console.print(f"run folder: {run_dir}")

@@ -51,6 +51,20 @@ def _add_model_args(parser: argparse.ArgumentParser, depth_default: int | None =
     parser.add_argument("--weights", default=None, help="torchvision-format state_dict file")
 
 
+
+def _add_accuracy_args(parser: argparse.ArgumentParser) -> None:
+    """What low precision may cost, and on which images it is judged and calibrated."""
+    parser.add_argument("--labels", default=None,
+                        help="'<image file> <class>' lines for --images (or give --images as class folders)")
+    parser.add_argument("--calibration-images", default=None, metavar="DIR",
+                        help="int8: calibrate on these images, disjoint from --images (default: seeded ones)")
+    parser.add_argument("--max-accuracy-drop", type=fraction, default=0.01,
+                        help="the relative top-1 drop a precision may cost against fp32 (default 1%%, MLPerf's)")
+    parser.add_argument("--min-top1-agreement", type=float, default=None,
+                        help="unlabelled --images: the top-1 agreement with fp32 a precision must keep "
+                             "(default: int8 0.95, bf16 0.98)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="resnet-bench", description="Export, check and benchmark ResNet-18..152.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -127,9 +141,60 @@ def build_parser() -> argparse.ArgumentParser:
                    help="torch on cuda: time CUDA graph replays (latency mode)")
     p.add_argument("--variant", default=None, help="v1 (paper) or v1.5 (torchvision, default)")
     p.add_argument("--weights", default=None, help="torchvision-format state_dict file (default: seeded)")
-    p.add_argument("--images", default=None, help="parity on this folder of real images (default: seeded)")
+    p.add_argument("--images", default=None,
+                   help="parity and accuracy on this folder of real images, or class folders (default: seeded)")
+    _add_accuracy_args(p)
+    p.add_argument("--max-latency-ms", type=float, default=None,
+                   help="the budget the pick that --confirm-s re-measures is made under (default: none)")
+    p.add_argument("--latency-percentile", type=int, default=90, help="50, 90 or 99 (with --max-latency-ms)")
+    p.add_argument("--no-roofs", action="store_true", help="skip the same-run roofs (no roofline fraction)")
+    p.add_argument("--confirm-s", type=float, default=90.0,
+                   help="seconds to re-measure each depth's pick and runner-up in fresh processes (0: skip)")
     p.add_argument("--format", choices=FORMATS, default="table")
     p.set_defaults(func=commands.cmd_bench)
+
+    p = sub.add_parser("select", help="race the candidates: which runtime, precision and batch meets my budget here")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    _add_model_args(p, depth_default=50)
+    p.add_argument("--max-latency-ms", type=float, default=None, help="the latency budget (default: none)")
+    p.add_argument("--latency-percentile", type=int, default=90, help="50, 90 or 99")
+    p.add_argument("--min-throughput", type=float, default=None, help="images/s the pick must at least give")
+    p.add_argument("--precisions", type=str_list, default=("fp32",))
+    p.add_argument("--backends", type=str_list, default=None, help="default: the device's")
+    p.add_argument("--batches", type=int_list, default=(1, 8))
+    p.add_argument("--modes", type=str_list, default=("latency", "throughput"))
+    p.add_argument("--budget-s", type=float, default=300.0, help="the race's time budget in seconds")
+    p.add_argument("--input-size", type=int, default=224)
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--images", default=None,
+                   help="parity and accuracy on this folder of real images, or class folders (default: seeded)")
+    _add_accuracy_args(p)
+    p.add_argument("--artifacts", default="artifacts", help="artifact store folder")
+    p.add_argument("--out", default="results/runs", help="where run directories go")
+    p.add_argument("--format", choices=FORMATS, default="table")
+    p.set_defaults(func=commands.cmd_select)
+
+    p = sub.add_parser("fleet", help="one sweep across the nodes of an existing Ray cluster, with cost at the SLA")
+    p.add_argument("--address", required=True, help="the Ray cluster: auto, HOST:PORT or ray://HOST:PORT")
+    p.add_argument("--profile", default="quick", help="quick or full (as bench)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--depths", type=int_list, default=None)
+    p.add_argument("--batches", type=int_list, default=None)
+    p.add_argument("--backends", type=str_list, default=None)
+    p.add_argument("--precisions", type=str_list, default=None)
+    p.add_argument("--modes", type=str_list, default=None, help="latency,throughput")
+    p.add_argument("--input-size", type=int, default=None)
+    p.add_argument("--max-time", type=float, default=None, help="timed seconds at most per cell")
+    p.add_argument("--min-iters", type=int, default=None, help="timed calls at least per cell")
+    p.add_argument("--prices", default=None, metavar="FILE",
+                   help="TOML: price per hour of each machine kind (results/prices.example.toml)")
+    p.add_argument("--resume", default=None, metavar="FLEET_DIR", help="run only the cells missing there")
+    p.add_argument("--out", default="results/fleet", help="where the fleet folder goes")
+    p.add_argument("--node-artifacts", default="artifacts", help="each node's own artifact store (a path there)")
+    p.add_argument("--node-ip", default=None, help="the driver's own address (default: Ray's choice)")
+    p.add_argument("--no-roofs", action="store_true", help="skip the same-run roofs (no roofline fraction)")
+    p.add_argument("--format", choices=FORMATS, default="table")
+    p.set_defaults(func=commands.cmd_fleet)
 
     p = sub.add_parser("loadgen", help="latency under load: MLPerf LoadGen scenarios for one depth x backend")
     _add_model_args(p, depth_default=50)
@@ -152,6 +217,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--images", default=None, help="accuracy-run images (default: 32 seeded synthetic images)")
     p.add_argument("--labels", default=None, help="'file label' lines for --images: top-1 accuracy too")
+    p.add_argument("--calibration-images", default=None, metavar="DIR",
+                   help="int8: calibrate on these images, disjoint from --images (default: seeded ones)")
+    p.add_argument("--max-accuracy-drop", type=fraction, default=0.01,
+                   help="the relative top-1 drop a precision may cost against fp32 (default 1%%)")
+    p.add_argument("--no-batching", action="store_true", help="Server: one image per request, no dynamic batcher")
+    p.add_argument("--cuda-graphs", action="store_true",
+                   help="torch on cuda: Offline on one request stream replaying CUDA graphs (torch-compile: "
+                        "mode reduce-overhead)")
     p.add_argument("--count", type=int, default=32, help="seeded accuracy images when no --images")
     p.add_argument("--artifacts", default="artifacts", help="artifact store folder")
     p.add_argument("--out", default="results/runs", help="where run directories go")
@@ -165,6 +238,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--latency-percentile", type=int, default=90, help="50, 90 or 99")
     p.add_argument("--min-throughput", type=float, default=None, help="images/s")
     p.add_argument("--max-rel-err", type=float, default=None, help="relative L2 error against PyTorch fp32")
+    p.add_argument("--max-accuracy-drop", type=fraction, default=None,
+                   help="the relative top-1 drop a pick may cost (default: each row's own verdict, 1%% at bench time)")
     p.add_argument("--min-top1-agreement", type=float, default=None,
                    help="share of images whose top-1 class matches PyTorch fp32 (e.g. 0.99)")
     p.add_argument("--precisions", type=str_list, default=None)
@@ -184,7 +259,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("gate", help="PR gate: base ref and working tree over fresh processes, one job")
     p.add_argument("--ref", default=None, help="base git ref (default: merge-base with main)")
     p.add_argument("--head", default=None, help="source tree to test (default: this checkout's working tree)")
-    p.add_argument("--rounds", type=int, default=None, help="fresh processes per side (default 8; a fixed plan)")
+    p.add_argument("--rounds", type=int, default=None,
+                   help="one look at this many rounds of fresh processes per side (default: looks at 6, 10, 14 rounds)")
     p.add_argument("--blocks", type=int, default=None, help="blocks per process and cell (default 3)")
     p.add_argument("--threshold", default="10%")
     p.add_argument("--cells", type=str_list, default=None, help="depth/backend/batch,... (default: all gated)")

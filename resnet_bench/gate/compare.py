@@ -1,9 +1,10 @@
 """Two stored runs side by side: ``compare BASE HEAD`` (and HEAD against a stored baseline).
 
 Runs are compared only when their hard fingerprints match and their configurations agree in
-everything that may move a figure. Per cell present in both: a verdict on the raw samples
-(``statistics.decide_samples``) and whether parity got worse. Between jobs the same code moves
-10-26%, so this is for trends and warnings, not the PR gate (``gate.run``).
+everything that may move a figure. Per cell present in both: the difference of the raw samples
+with its interval (``statistics.difference_of_samples``), never a timing verdict (each run is one
+process: the same code moves several percent between processes, 10-26% between jobs; the PR
+gate, ``gate.run``, replicates over processes), and whether parity got worse (which fails).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from resnet_bench.gate.statistics import decide_samples
+from resnet_bench.gate.statistics import difference_of_samples
 from resnet_bench.results.runs import load, load_samples
 
 # Config fields that only choose which cells a run has (cells are matched by id, which holds
@@ -55,7 +56,8 @@ def config_differences(base: dict, head: dict, base_cpus: int | None = None,
 
 
 def compare_runs(base_dir, head_dir, threshold: float = 0.10) -> list[dict]:
-    """Per cell present in both runs: verdict on the raw samples, and whether parity got worse.
+    """Per cell present in both runs: the difference of the raw samples (``slower``, ``faster``,
+    ``within``, with the one-process warning), and whether parity got worse.
 
     Refuses (ValueError) runs whose hard fingerprints differ, or whose configurations differ in
     anything that moves a figure (threads, weights, input size, stop rule...): their numbers are
@@ -86,7 +88,7 @@ def compare_runs(base_dir, head_dir, threshold: float = 0.10) -> list[dict]:
         if isinstance(b.get("scenario"), str) and b.get("scenario"):  # LoadGen keeps no samples of ours
             row.update(verdict="not compared", reason="LoadGen row: see its own verdict (loadgen_valid)")
         elif b.status in ("ok", "parity_failed") and h.status in ("ok", "parity_failed"):
-            decision = decide_samples(load_samples(base_dir, cell), load_samples(head_dir, cell), threshold)
+            decision = difference_of_samples(load_samples(base_dir, cell), load_samples(head_dir, cell), threshold)
             row.update(decision.row(), base_ms=b.latency_ms_p50, head_ms=h.latency_ms_p50)
         else:
             row.update(verdict="not compared", reason=f"status {b.status} -> {h.status}")

@@ -8,11 +8,16 @@ commit 512fa07): ``_project`` finds each piece where the tree keeps it, so a bas
 answers JSON lines on the original stdout (anything a library prints goes to stderr, which the
 gate keeps for its error messages):
 
-    {"op": "open", "cell": {...}, "warmup_iters": w, "warmup_s": s}
+    {"op": "open", "cell": {...}, "warmup_iters": w, "warmup_s": s}  (a cell of backend
+                                  "service-time" and "service_ms": t opens the backend of known
+                                  service time: no model, no export)
         -> {"ok": true, "probe_ms": m, "open_s": s}  (loaded; warmed up by at least w calls and
            s seconds; m: the median of the next 3 calls)
         -> {"ok": false, "status": "unavailable" | "error", "error": "one line"}
-    {"op": "block", "k": k}    -> {"ok": true, "median_ms": m}  (exactly k timed calls)
+    {"op": "block", "k": k}    -> {"ok": true, "median_ms": m, "images_per_s": r}  (exactly k timed
+                                  calls; a throughput-mode cell: k calls on each of its request
+                                  streams at once, r its images per second over the block; with
+                                  "samples": true, also "samples_ms", every latency)
     {"op": "close"}            -> {"ok": true}
     {"op": "quit"}
 """
@@ -57,22 +62,68 @@ class Cell:
     """One opened backend with its prepared input."""
 
     def __init__(self, cell: dict, artifacts: Path, exporters: dict) -> None:
+        if cell["backend"] == "service-time":  # no model: a known service time (the gate's own tests)
+            self._service_time(cell)
+            return
         p = self.p = _project()
         model = (cell["depth"], cell["input_size"])
         if model not in exporters:  # one exporter per model: the torch cells build it once per process
             exporters[model] = p.Exporter(p.ModelSpec(cell["depth"], input_size=cell["input_size"]),
                                           p.ExportOptions(out=artifacts))
-        options = p.BackendOptions(cell["device"], cell["precision"])
+        self.batch, self.mode = cell["batch_size"], cell.get("mode", "latency")
+        options = p.BackendOptions(cell["device"], cell["precision"], mode=self.mode)
         self.backend = p.open_backend(cell["backend"], options, exporters[model]).backend
         images = p.synthetic_images(cell["batch_size"], cell["input_size"], seed=5).numpy()
         self.x = self.backend.prepare(images)
+        if self.mode == "throughput":  # the request streams, made once (this layout's Backend.streams)
+            self.streams = self.backend.streams(self.x)
 
-    def time(self, calls: int, warmup_iters: int = 0, warmup_s: float = 0.0) -> np.ndarray:
+    def _service_time(self, cell: dict) -> None:
+        from resnet_bench.backends.service_time import ServiceTimeBackend
+        from resnet_bench.measure.timing import StopRule, measure
+
+        self.p = SimpleNamespace(StopRule=StopRule, measure=measure)
+        self.batch, self.mode = cell["batch_size"], "latency"
+        self.backend = ServiceTimeBackend(service_s=cell["service_ms"] / 1e3)
+        self.x = self.backend.prepare(np.zeros((self.batch, 3, 2, 2)))
+
+    def time(self, calls: int, warmup_iters: int = 0, warmup_s: float = 0.0) -> tuple[np.ndarray, float]:
         """Exactly ``calls`` timed calls after the given warm-up (the one timing function's
-        fixed-count rule: no precision target, no time limit)."""
+        fixed-count rule: no precision target, no time limit): the latencies (ms) and images/s."""
+        if self.mode == "throughput":
+            return self._concurrent(calls, warmup_iters, warmup_s)
         rule = self.p.StopRule(warmup_iters=warmup_iters, warmup_s=warmup_s, min_iters=calls, min_s=0.0,
                                max_s=NO_LIMIT_S)
-        return self.p.measure(lambda: self.backend.run(self.x), rule, self.backend.sync).samples_ms
+        samples = self.p.measure(lambda: self.backend.run(self.x), rule, self.backend.sync).samples_ms
+        return samples, self.batch * 1e3 * len(samples) / float(np.sum(samples))
+
+    def _concurrent(self, calls: int, warmup_iters: int, warmup_s: float) -> tuple[np.ndarray, float]:
+        """``calls`` requests on every stream at once, after the warm-up done the same way."""
+        begin = time.perf_counter()
+        while warmup_iters > 0 or time.perf_counter() - begin < warmup_s:
+            self._streams_run(max(1, warmup_iters))
+            warmup_iters = 0
+        return self._streams_run(calls)
+
+    def _streams_run(self, calls: int) -> tuple[np.ndarray, float]:
+        import threading
+
+        latencies: list[list[float]] = [[] for _ in self.streams]
+
+        def loop(index: int) -> None:
+            for _ in range(calls):
+                t0 = time.perf_counter_ns()
+                self.streams[index]()
+                latencies[index].append((time.perf_counter_ns() - t0) / 1e6)
+
+        threads = [threading.Thread(target=loop, args=(i,)) for i in range(len(self.streams))]
+        start = time.perf_counter()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        wall = time.perf_counter() - start
+        return np.concatenate(latencies), self.batch * calls * len(self.streams) / wall
 
 
 def answer(command: dict, artifacts: Path, state: dict) -> dict:
@@ -80,10 +131,14 @@ def answer(command: dict, artifacts: Path, state: dict) -> dict:
     if op == "open":
         start = time.perf_counter()
         state["cell"] = Cell(command["cell"], artifacts, state.setdefault("exporters", {}))
-        probe = state["cell"].time(PROBE_CALLS, command["warmup_iters"], command["warmup_s"])
+        probe, _ = state["cell"].time(PROBE_CALLS, command["warmup_iters"], command["warmup_s"])
         return {"ok": True, "probe_ms": float(np.median(probe)), "open_s": time.perf_counter() - start}
     if op == "block":
-        return {"ok": True, "median_ms": float(np.median(state["cell"].time(command["k"])))}
+        samples, rate = state["cell"].time(command["k"])
+        reply = {"ok": True, "median_ms": float(np.median(samples)), "images_per_s": rate}
+        if command.get("samples"):  # every latency of the block (a race's rows are made of them)
+            reply["samples_ms"] = [round(float(x), 5) for x in samples]
+        return reply
     if op == "close":
         cell = state.pop("cell", None)
         if cell is not None:

@@ -55,6 +55,54 @@ def _ram_gb() -> float | None:
     return None
 
 
+# What "dirty" means: a change to the code that runs (tracked or new files of the packages, the
+# scripts and the build), not the results a run writes beside it.
+CODE = ("resnet_bench", "exporters", "benchmarks", "pyproject.toml", "Makefile")
+
+
+# A copy of the tree without its .git (the GPU machine gets one) carries its provenance in this
+# file, written in the checkout (``stamp()``) and trusted only while the code hashes the same.
+STAMP = ".provenance.json"
+
+
+def code_sha256(root: Path | None = None) -> str:
+    """SHA-256 over the CODE files (path and bytes, sorted; caches left out): the code that runs."""
+    root = root or PACKAGE.parent
+    digest = hashlib.sha256()
+    for name in CODE:
+        path = root / name
+        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path] if path.is_file() else []
+        for file in files:
+            if "__pycache__" in file.parts or file.suffix == ".pyc":
+                continue
+            digest.update(str(file.relative_to(root)).encode() + b"\0" + file.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def provenance() -> dict:
+    """The commit of the code running and whether its code has uncommitted changes: from git in
+    a checkout; in a copy without one, from its STAMP when the code still hashes as stamped;
+    else None (unknown)."""
+    commit = _git("rev-parse", "HEAD")
+    if commit is not None:
+        status = _git("status", "--porcelain", "--untracked-files=all", "--", *CODE)
+        return {"git_commit": commit, "git_dirty": bool(status) if status is not None else None}
+    try:
+        stamp = json.loads((PACKAGE.parent / STAMP).read_text())
+    except (OSError, ValueError):
+        return {"git_commit": None, "git_dirty": None}
+    if stamp.get("code_sha256") != code_sha256():
+        return {"git_commit": None, "git_dirty": None}  # the code moved since the stamp: unknown
+    return {"git_commit": stamp.get("git_commit"), "git_dirty": stamp.get("git_dirty")}
+
+
+def stamp() -> Path:
+    """Write STAMP in the checkout: its commit, dirtiness and code hash (for a copy without .git)."""
+    path = PACKAGE.parent / STAMP
+    path.write_text(json.dumps({**provenance(), "code_sha256": code_sha256()}, indent=1) + "\n")
+    return path
+
+
 def _git(*args: str) -> str | None:
     try:
         return subprocess.run(["git", *args], capture_output=True, text=True, check=True,
@@ -122,7 +170,6 @@ def _nvml(index: int = 0) -> dict:
 
 
 def collect() -> dict:
-    status = _git("status", "--porcelain")
     onnxruntime_version = package_version("onnxruntime", "onnxruntime-gpu")
     providers = None
     try:
@@ -150,8 +197,7 @@ def collect() -> dict:
         "onnxruntime_providers": providers,
         "openvino": package_version("openvino"),
         "tensorrt": package_version("tensorrt"),
-        "git_commit": _git("rev-parse", "HEAD"),
-        "git_dirty": bool(status) if status is not None else None,
+        **provenance(),
     }
     fingerprint["fingerprint_id"] = fingerprint_id(fingerprint)
     return fingerprint

@@ -38,6 +38,7 @@ DEFAULT_PRECISION = 0.01  # the sweep's target: median known within ±1%
 # is an average of two speeds: quoting it to ±1% would claim what was not measured. Scaling
 # with the achieved precision keeps an imprecise cell from being blamed on drift it cannot see.
 DRIFT_FACTOR = 3.0
+MEAN_BATCHES, MIN_PER_BATCH = 10, 3  # the batch means behind a mean's interval (images/s)
 
 
 def samples_needed(q: float, side: str = "upper", confidence: float = CONFIDENCE) -> int:
@@ -170,6 +171,8 @@ RULES: dict[str, StopRule] = {
     # LoadGen's closed-loop reference: short (it sizes the LoadGen run and is the comparison), p90-bounded
     "loadgen_reference": StopRule(warmup_iters=10, warmup_s=0.5, min_iters=36, min_s=2.0, max_s=8.0,
                                   target_precision=0.01),
+    # the service time of each batch size the Server's batcher may form: a quick median
+    "batch_probe": StopRule(warmup_iters=3, warmup_s=0.2, min_iters=6, min_s=0.3, max_s=3.0),
 }
 
 
@@ -205,6 +208,21 @@ class Timing:
             "unbounded": "; ".join(p.unbounded for p in self.percentiles().values() if p.unbounded),
         })
         return out
+
+    def mean_interval(self, confidence: float = CONFIDENCE) -> tuple[float, float]:
+        """The mean latency's interval by batch means: the samples (in time order) cut into
+        ``MEAN_BATCHES`` runs, a t-interval over the runs' means (consecutive samples are not
+        independent on a shared machine; the means of long runs nearly are). NaN below 2 runs."""
+        s = self.samples_ms
+        batches = min(MEAN_BATCHES, len(s) // MIN_PER_BATCH)
+        if batches < 2:
+            return math.nan, math.nan
+        means = np.array([part.mean() for part in np.array_split(s, batches)])
+        from scipy.stats import t
+
+        half = float(t.ppf(0.5 + confidence / 2, batches - 1)) * float(means.std(ddof=1)) / math.sqrt(batches)
+        centre = float(s.mean())
+        return centre - half, centre + half
 
     def invalid_reasons(self) -> list[str]:
         """Why the median is not a figure to quote: not known within the target precision,

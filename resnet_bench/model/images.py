@@ -12,6 +12,7 @@ file name may hold spaces; it is matched by name, without any folder part).
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -100,6 +101,10 @@ def read_labels(labels: str | Path, folder: str | Path) -> np.ndarray:
     missing = [f.name for f in files if f.name not in table]
     if missing:
         raise ValueError(f"{labels} gives no class for {missing[0]} ({len(missing)} images unlabelled)")
+    names = {f.name for f in files}
+    absent = [name for name in table if name not in names]
+    if absent:
+        raise ValueError(f"{labels} names {absent[0]}, which is not an image in {folder} ({len(absent)} such)")
     return np.array([table[f.name] for f in files])
 
 
@@ -130,3 +135,77 @@ def parity_images(size: int, count: int = 32, seed: int = 0, folder: str | Path 
 def in_chunks(fn: Callable[[np.ndarray], np.ndarray], images: np.ndarray, chunk: int = CHUNK) -> np.ndarray:
     """``fn`` over ``images`` in pieces of ``chunk``, outputs concatenated in order."""
     return np.concatenate([fn(images[i:i + chunk]) for i in range(0, len(images), chunk)])
+
+
+def image_paths(folder: str | Path) -> list[Path]:
+    """The image files of a folder and of its class folders (one level down), sorted."""
+    folder = Path(folder)
+    nested = sorted(p for sub in sorted(folder.iterdir()) if sub.is_dir() for p in sub.iterdir()
+                    if p.suffix.lower() in IMAGE_SUFFIXES) if folder.is_dir() else []
+    return nested or image_files(folder)
+
+
+def _content(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def images_sha256(folder: str | Path) -> str:
+    """One hash of a folder's images by content (their names and order do not count)."""
+    import hashlib
+
+    return hashlib.sha256("".join(sorted(_content(p) for p in image_paths(folder))).encode()).hexdigest()
+
+
+def require_disjoint(calibration: str | Path, evaluation: str | Path) -> None:
+    """ValueError when the calibration images include any of the evaluation images (by content):
+    a quantization calibrated on the images it is judged on is judged on what it has seen."""
+    seen = {_content(p): p.name for p in image_paths(calibration)}
+    shared = [p.name for p in image_paths(evaluation) if _content(p) in seen]
+    if shared:
+        raise ValueError(f"--calibration-images {calibration} and --images {evaluation} share {len(shared)} images "
+                         f"(e.g. {shared[0]}): calibrate on images the accuracy is not judged on")
+
+
+def require_labels_fit(labels: np.ndarray, classes: int, where: str) -> None:
+    """ValueError when a label names a class the weights do not have."""
+    bad = labels[(labels < 0) | (labels >= classes)]
+    if len(bad):
+        raise ValueError(f"{where} names class {int(bad[0])}, outside the {classes} classes of the weights "
+                         f"({len(bad)} labels out of range)")
+
+
+@dataclass(frozen=True, eq=False)
+class EvaluationSet:
+    """The images a cell's parity and accuracy are judged on, with their labels when known."""
+
+    images: np.ndarray = field(repr=False)
+    labels: np.ndarray | None = field(repr=False)
+    real: bool  # images from a folder, not seeded ones
+    sha256: str | None  # the folder's images by content (None: seeded)
+
+
+def evaluation_set(size: int, count: int = 32, folder: str | Path | None = None,
+                   labels: str | Path | None = None) -> EvaluationSet:
+    """Every image of ``folder`` (class folders give labels; so does a labels file), or ``count``
+    seeded ones."""
+    if folder is None:
+        return EvaluationSet(parity_images(size, count), None, False, None)
+    images, found = load_labelled_images(folder, size, labels)
+    return EvaluationSet(images, found, True, images_sha256(folder))
+
+
+def labels_of(folder: str | Path, labels: str | Path | None = None) -> np.ndarray | None:
+    """The class indices a folder's images carry (class folders or a labels file), without
+    reading the images; None when it has none."""
+    folder = Path(folder)
+    if labels is not None:
+        return read_labels(labels, folder)
+    classes = [p for p in folder.iterdir() if p.is_dir()] if folder.is_dir() else []
+    if not classes:
+        return None
+    bad = [p.name for p in classes if not p.name.isdigit()]
+    if bad:
+        raise ValueError(f"class folder names must be class indices, got {bad[0]!r} in {folder}")
+    return np.array([int(p.name) for p in classes for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES])

@@ -147,6 +147,14 @@ def load_state_dict(path: str | os.PathLike) -> dict[str, Tensor]:
     return state
 
 
+def weights_classes(path: str | os.PathLike) -> int:
+    """The class count of a torchvision-format state_dict: the rows of its ``fc.weight``."""
+    state = load_state_dict(path)
+    if "fc.weight" not in state or state["fc.weight"].dim() != 2:
+        raise WeightsError(f"weights file {path} has no fc.weight of shape (classes, features): not a ResNet's")
+    return int(state["fc.weight"].shape[0])
+
+
 def _mismatches(model: nn.Module, state: dict[str, Tensor], limit: int = 3) -> list[str]:
     expected = model.state_dict()
     problems = []

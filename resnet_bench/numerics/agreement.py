@@ -20,6 +20,8 @@ beside it; with few, the figure says little.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from resnet_bench.numerics.tolerances import rel_l2, top1_agreement
@@ -60,3 +62,31 @@ def agreement(output: np.ndarray, reference: np.ndarray) -> dict:
 
 def top1_accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
     return float(np.mean(np.argmax(logits, 1) == np.asarray(labels)))
+
+
+# -- the precision of a proportion over the images ------------------------------------------------
+Z95 = 1.959963984540054  # the two-sided 95% normal quantile
+
+
+def proportion_interval(hits: int, n: int, z: float = Z95) -> tuple[float, float]:
+    """Wilson's score interval of a proportion (95% by default): good at small n and near 0 or 1,
+    where the normal approximation's interval leaves [0, 1]."""
+    if n <= 0:
+        return math.nan, math.nan
+    p = hits / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def paired_difference(right_a: np.ndarray, right_b: np.ndarray, z: float = Z95) -> tuple[float, float, float]:
+    """b's accuracy minus a's on the same images, and its 95% interval (paired: only the images on
+    which they disagree carry information; Wald's interval of a difference of paired proportions)."""
+    a, b = np.asarray(right_a, bool), np.asarray(right_b, bool)
+    n = len(a)
+    if n == 0:
+        return math.nan, math.nan, math.nan
+    gained, lost = int(np.sum(~a & b)), int(np.sum(a & ~b))
+    diff = (gained - lost) / n
+    half = z * math.sqrt(max(0.0, gained + lost - (gained - lost) ** 2 / n)) / n
+    return diff, diff - half, diff + half

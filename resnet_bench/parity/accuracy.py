@@ -1,74 +1,105 @@
-"""Accuracy with real weights and images: does a low-precision cell keep what fp32 gets right?
+"""Accuracy: what a cell gets right on real labelled images, beside PyTorch fp32, judged by the
+user's budget. The question low precision must answer before it is picked.
 
-Top-1 agreement with PyTorch fp32 over all images (trained nets have wide margins) and, with
-labels, top-1 accuracy relative to fp32's (MLPerf: a cell keeps at least 99% of it).
+Three cases, by what the user gave:
+
+* weights and labelled images (class folders, or a labels file): each precision's top-1
+  accuracy with its 95% interval over the images (Wilson's), beside fp32's, and the relative
+  drop with its interval (paired: the images the two disagree on). Judged by MLPerf's rule:
+  a cell keeps at least ``1 - max_drop`` of fp32's top-1 (default 99%).
+* weights and unlabelled real images: top-1 agreement with fp32 (interval) against a floor
+  (``min_agreement``, default the precision's ``min_real_top1``).
+* the seeded model (or synthetic images): there is no accuracy to keep. Precisions whose
+  tolerance says they need an accuracy judgement (bf16, int8) are ``not established``: timed
+  and shown, never picked. The others (fp32, tf32, fp16) are judged by parity alone.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import math
+from dataclasses import dataclass
 
 import numpy as np
 
-from exporters.pipeline import Exporter
-from resnet_bench.backends import BackendOptions
-from resnet_bench.backends.open import open_backend
-from resnet_bench.model.images import in_chunks
-from resnet_bench.numerics.agreement import top1_accuracy
-from resnet_bench.numerics.tolerances import MIN_RELATIVE_ACCURACY, TOLERANCES
-from resnet_bench.parity.verdict import failure, reference_logits
+from resnet_bench.numerics.agreement import paired_difference, proportion_interval
+from resnet_bench.numerics.tolerances import TOLERANCES
+
+STATUSES = ("pass", "fail", "not established", "not needed")
+NOT_ESTABLISHED = ("accuracy not established: the seeded model on synthetic images has no accuracy to keep "
+                   "(give --weights and labelled --images)")
 
 
 @dataclass(frozen=True)
-class AccuracyVerdict:
-    """With real weights and images: top-1 agreement with PyTorch fp32 and, with labels,
-    top-1 accuracy relative to fp32's (MLPerf: a cell keeps at least 99% of it)."""
+class AccuracyBudget:
+    """How much accuracy the user gives up for speed."""
 
-    backend: str
-    precision: str
-    status: str  # pass / fail / unavailable / error
-    images: int
-    top1_agreement: float | None = None
-    fp32_top1: float | None = None  # PyTorch fp32's accuracy against the labels
-    top1: float | None = None  # this cell's accuracy against the labels
-    relative_top1: float | None = None  # top1 / fp32_top1
-    reason: str = ""
+    max_drop: float = 0.01  # relative top-1 drop against fp32 (MLPerf: keep at least 99%)
+    min_agreement: float | None = None  # unlabelled images: top-1 agreement floor (None: the precision's)
 
-    def row(self) -> dict:
-        return asdict(self)
+    def __post_init__(self) -> None:
+        if not 0 < self.max_drop < 1:
+            raise ValueError(f"--max-accuracy-drop must be between 0% and 100% (exclusive), got {self.max_drop:g}")
+        if self.min_agreement is not None and not 0 < self.min_agreement <= 1:
+            raise ValueError(f"top-1 agreement floor must be in (0, 1], got {self.min_agreement:g}")
 
 
-def judge_accuracy(output: np.ndarray, reference: np.ndarray, labels: np.ndarray | None,
-                   precision: str) -> dict:
-    """The numbers of an AccuracyVerdict and the reason it fails ('' when it passes)."""
-    tolerance = TOLERANCES[precision]
-    agree = float(np.mean(np.argmax(output, 1) == np.argmax(reference, 1)))
-    numbers: dict = {"top1_agreement": agree}
-    reasons = []
-    if agree < tolerance.min_real_top1:
-        reasons.append(f"top-1 agreement {agree:.1%} < {tolerance.min_real_top1:.0%}")
-    if labels is not None:
-        fp32, top1 = top1_accuracy(reference, labels), top1_accuracy(output, labels)
-        relative = top1 / fp32 if fp32 > 0 else None
-        numbers.update(fp32_top1=fp32, top1=top1, relative_top1=relative)
-        if relative is not None and relative < MIN_RELATIVE_ACCURACY:
-            reasons.append(f"top-1 accuracy {top1:.1%} is {relative:.1%} of fp32's {fp32:.1%} "
-                           f"(< {MIN_RELATIVE_ACCURACY:.0%})")
-    return {**numbers, "reason": "; ".join(reasons)}
+def needs_accuracy(precision: str) -> bool:
+    """Whether a precision is picked only on an established accuracy (its tolerance says so)."""
+    tolerance = TOLERANCES.get(precision)
+    return bool(tolerance and tolerance.needs_accuracy)
 
 
-def accuracy_verdict(exporter: Exporter, backend: str, options: BackendOptions, images: np.ndarray,
-                     labels: np.ndarray | None = None, reference: np.ndarray | None = None) -> AccuracyVerdict:
-    """One backend x precision on real images against PyTorch fp32 (the exporter's weights)."""
-    cell = dict(backend=backend, precision=options.precision, images=len(images))
-    if reference is None:
-        reference = reference_logits(exporter, images)
-    try:
-        opened = open_backend(backend, options, exporter)
-        with opened.backend as runner:
-            output = in_chunks(runner.infer, images)
-    except Exception as exc:
-        status, reason = failure(exc)
-        return AccuracyVerdict(**cell, status=status, reason=reason)
-    judged = judge_accuracy(output, reference, labels, options.precision)
-    return AccuracyVerdict(**cell, status="fail" if judged["reason"] else "pass", **judged)
+def accuracy_columns(output: np.ndarray, reference: np.ndarray, labels: np.ndarray | None, precision: str,
+                     budget: AccuracyBudget = AccuracyBudget(), real: bool = True) -> dict:
+    """A row's accuracy columns for a cell's logits on the accuracy images, against PyTorch fp32's
+    logits on the same images: agreement always; with labels, accuracy and drop; the verdict."""
+    out, ref = np.asarray(output), np.asarray(reference)
+    n = len(ref)
+    agree = np.argmax(out, 1) == np.argmax(ref, 1)
+    low, high = proportion_interval(int(agree.sum()), n)
+    columns = {"accuracy_images": n, "top1_agreement": float(agree.mean()) if n else math.nan,
+               "top1_agreement_low": low, "top1_agreement_high": high}
+    if not real:
+        needed = needs_accuracy(precision)
+        return {**columns, "accuracy_status": "not established" if needed else "not needed",
+                "accuracy_reason": NOT_ESTABLISHED if needed else ""}
+    if labels is None:
+        floor = budget.min_agreement if budget.min_agreement is not None else TOLERANCES[precision].min_real_top1
+        ok = columns["top1_agreement"] >= floor
+        reason = "" if ok else (f"top-1 agreement with fp32 {columns['top1_agreement']:.1%} ({low:.1%}-{high:.1%}) "
+                                f"< {floor:.0%} on {n} unlabelled images")
+        return {**columns, "accuracy_status": "pass" if ok else "fail", "accuracy_reason": reason}
+    labels = np.asarray(labels)
+    ref_right, out_right = np.argmax(ref, 1) == labels, np.argmax(out, 1) == labels
+    fp32, top1 = float(ref_right.mean()), float(out_right.mean())
+    top1_low, top1_high = proportion_interval(int(out_right.sum()), n)
+    diff, diff_low, diff_high = paired_difference(ref_right, out_right)
+    drop = -diff / fp32 if fp32 > 0 else math.nan
+    drop_low, drop_high = (-diff_high / fp32, -diff_low / fp32) if fp32 > 0 else (math.nan, math.nan)
+    ok = fp32 > 0 and top1 >= (1 - budget.max_drop) * fp32
+    reason = "" if ok else (f"top-1 {top1:.1%} ({top1_low:.1%}-{top1_high:.1%}) against fp32's {fp32:.1%}: a drop "
+                            f"of {drop:.1%} (95% interval {drop_low:.1%} to {drop_high:.1%}) over the "
+                            f"{budget.max_drop:.1%} allowed, on {n} labelled images")
+    return {**columns, "accuracy_top1": top1, "accuracy_top1_low": top1_low, "accuracy_top1_high": top1_high,
+            "reference_accuracy_top1": fp32, "accuracy_drop": drop, "accuracy_drop_low": drop_low,
+            "accuracy_drop_high": drop_high, "accuracy_status": "pass" if ok else "fail", "accuracy_reason": reason}
+
+
+def check_inputs(classes: int, images: str | None, labels: str | None = None, calibration: str | None = None) -> None:
+    """Bad input, before anything is measured: labels without images, labels naming images that
+    are not there or classes the weights do not have, calibration images that are evaluation
+    images too."""
+    from resnet_bench.model.images import image_paths, labels_of, require_disjoint, require_labels_fit
+
+    if labels is not None and images is None:
+        raise ValueError("--labels needs --images (the labelled images)")
+    if calibration is not None:
+        image_paths(calibration)
+    if images is None:
+        return
+    image_paths(images)  # a missing folder, or one without images, is bad input now
+    found = labels_of(images, labels)
+    if found is not None:
+        require_labels_fit(found, classes, labels or f"{images} (class folders)")
+    if calibration is not None:
+        require_disjoint(calibration, images)

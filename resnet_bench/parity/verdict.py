@@ -8,7 +8,7 @@ A throughput-mode backend is checked through every one of its request streams.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 import torch
@@ -43,9 +43,11 @@ class Verdict:
     threads: int | None = None
     streams: int | None = None
     provider: str | None = None
+    # the logits judged (the first request stream's): accuracy is read from them, never printed
+    output: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def row(self) -> dict:
-        return asdict(self)
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "output"}
 
 
 def compare(output: np.ndarray, reference: np.ndarray) -> dict:
@@ -146,7 +148,7 @@ def judge_outputs(runner: Backend, backend: str, outputs: list[np.ndarray], refe
     reason = "; ".join(r for r in reasons if r)
     return Verdict(**cell, status="fail" if reason else "pass", reason=reason, **metrics,
                    compute_precision=reported, threads=info.get("threads"),
-                   streams=info.get("streams"), provider=info.get("provider"))
+                   streams=info.get("streams"), provider=info.get("provider"), output=outputs[0])
 
 
 def run_parity(exporter: Exporter, backends: tuple[str, ...], device: str, precisions: tuple[str, ...],

@@ -39,6 +39,19 @@ MODE_STYLES = {"latency": "-", "throughput": "--", "Poisson arrivals (LoadGen Se
 PRECISION_MARKERS = {"fp32": "o", "tf32": "D", "fp16": "s", "bf16": "^", "int8": "v"}
 
 
+def interval_errors(rows: pd.DataFrame, column: str):
+    """Matplotlib's yerr from a column's ``_low`` / ``_high`` interval (None where there is none)."""
+    low, high = rows.get(f"{column}_low"), rows.get(f"{column}_high")
+    if low is None or high is None:
+        return None
+    import numpy as np
+
+    value = rows[column].to_numpy(float)
+    below = np.nan_to_num(value - low.to_numpy(float), nan=0.0).clip(min=0)
+    above = np.nan_to_num(high.to_numpy(float) - value, nan=0.0, posinf=0.0).clip(min=0)
+    return np.vstack([below, above])
+
+
 def colour(backend: str) -> str:
     return BACKEND_COLOURS.get(backend, "#7f7f7f")
 

@@ -40,11 +40,14 @@ def to_html(sections: list[Section], title: str, out: Path) -> str:
         for caption, table in section.tables:
             if caption:
                 body.append(f"<h3>{html.escape(caption)}</h3>")
-            body.append(_fmt(table).to_html(index=False, border=0, classes="t"))
+            body.append(f"<div class='wide'>{_fmt(table).to_html(index=False, border=0, classes='t')}</div>")
         for name in section.plots:
             data = base64.b64encode((out / name).read_bytes()).decode()
             body.append(f'<img alt="{name}" src="data:image/png;base64,{data}">')
-    style = ("body{font-family:sans-serif;max-width:1200px;margin:2em auto}table.t{border-collapse:collapse;"
-             "font-size:12px;margin:1em 0}.t td,.t th{padding:2px 8px;border-bottom:1px solid #ddd;text-align:right}")
+    # A wide table scrolls inside its own box; plots shrink to the page: nothing widens the page.
+    style = ("body{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}"
+             ".wide{overflow-x:auto;max-width:100%}table.t{border-collapse:collapse;font-size:12px;margin:1em 0}"
+             ".t td,.t th{padding:2px 8px;border-bottom:1px solid #ddd;text-align:right;white-space:nowrap}"
+             "img{max-width:100%;height:auto}p{line-height:1.4}")
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
             f"<style>{style}</style></head><body>{''.join(body)}</body></html>")

@@ -11,9 +11,19 @@ import pandas as pd
 
 from resnet_bench.measure import validity
 from resnet_bench.model.flops import flops_rows
-from resnet_bench.report.load import closed_loop, is_true, loadgen_rows
-from resnet_bench.report.plots import MODE_STYLES, PRECISION_MARKERS, colour, legend, load_plot, panels, plot
-from resnet_bench.report.selection import Constraints, select, with_bounds
+from resnet_bench.report.load import closed_loop, loadgen_rows
+from resnet_bench.report.plots import (
+    MODE_STYLES,
+    PRECISION_MARKERS,
+    colour,
+    interval_errors,
+    legend,
+    load_plot,
+    panels,
+    plot,
+)
+from resnet_bench.results.runs import is_true
+from resnet_bench.select.rules import Constraints, Selection, cheapest, select, with_bounds
 
 
 @dataclass
@@ -84,18 +94,20 @@ def batch_section(frame: pd.DataFrame, out: Path) -> Section:
         return section
     columns = ["machine", "depth", "backend", "precision", "mode", "batch_size", "iterations", "latency_ms_p50",
                "latency_ms_p50_low", "latency_ms_p50_high", "median_precision", "latency_ms_p90_high",
-               "latency_ms_p99_high", "images_per_s", "streams", "valid"]
+               "latency_ms_p99_high", "images_per_s", "images_per_s_low", "images_per_s_high", "streams", "valid"]
     section.text.append("p50 with its 95% interval (`_low`, `_high`: order statistics, distribution-free) and "
-                        "`median_precision`, the interval's relative half-width; p90/p99 as their 95% upper "
-                        "bounds, empty where the samples cannot bound them (column `unbounded` says why).")
+                        "`median_precision`, how far the interval reaches from the median on its wider side; p90/p99 "
+                        "as their 95% upper bounds, empty where the samples cannot bound them (column `unbounded` "
+                        "says why). The plot's error bars are images/s's 95% intervals (batch means).")
     section.tables.append(("", ok.sort_values(columns[:6]).reindex(columns=columns)))
 
     def draw(ax, depth):
         for (_, backend, precision, mode), group in ok[ok.depth == depth].groupby(
                 ["machine", "backend", "precision", "mode"]):
             group = group.sort_values("batch_size")
-            ax.plot(group.batch_size, group.images_per_s, color=colour(backend), linestyle=MODE_STYLES[mode],
-                    marker=PRECISION_MARKERS.get(precision, "x"), markersize=4)
+            ax.errorbar(group.batch_size, group.images_per_s, yerr=interval_errors(group, "images_per_s"),
+                        color=colour(backend), linestyle=MODE_STYLES[mode], capsize=2, elinewidth=0.8,
+                        marker=PRECISION_MARKERS.get(precision, "x"), markersize=4)
         ax.set_xscale("log", base=2)
         batches = sorted(set(ok[ok.depth == depth].batch_size))
         ax.set_xticks(batches, [str(b) for b in batches])
@@ -141,7 +153,7 @@ def under_load_section(frame: pd.DataFrame, out: Path) -> Section:
     ratio = rows.qps / rows.closed_loop_images_per_s
     ratio = ratio.where(rows.scenario == "offline", rows.latency_ms_p90 / rows.closed_loop_latency_ms_p90)
     table = rows.assign(**{"LoadGen / closed loop": ratio.where(rows.scenario.isin(("offline", "singlestream"))),
-                           "loadgen_invalid_reason": rows.loadgen_invalid_reason.fillna("")})
+                           "loadgen_invalid_reason": rows.loadgen_invalid_reason.astype(object).fillna("")})
     columns = ["machine", "depth", "input_size", "backend", "precision", "device", "scenario", "batch_size",
                "target_qps", "qps", "latency_ms_p50", "latency_ms_p90", "latency_ms_p99", "early_stopping_ms",
                "closed_loop_images_per_s", "closed_loop_latency_ms_p90", "LoadGen / closed loop", "query_count",
@@ -162,29 +174,44 @@ def parity_section(frame: pd.DataFrame) -> Section:
                                         "images, before timing."], [("", matrix.sort_values(columns[:5]))])
 
 
-def selection_section(frame: pd.DataFrame, constraints: Constraints, out: Path) -> Section:
-    selection = select(frame, constraints)
+def selection_section(frame: pd.DataFrame, constraints: Constraints, out: Path,
+                      selection: Selection | None = None) -> Section:
+    selection = selection or select(frame, constraints)
     section = Section("6. Deployment-target selection", [f"Constraints: {constraints.describe()}."])
     section.text += [pick["reason"] for pick in selection.picks] + selection.misses
+    section.text += list(selection.excluded.values())
     latency = constraints.latency_column
     columns = ["machine", "depth", "device", "backend", "precision", "mode", "batch_size", latency,
-               "images_per_s", "rel_l2_err", "valid"]
+               "images_per_s", "images_per_s_low", "images_per_s_high", "rel_l2_err", "accuracy_status", "valid"]
     frame = with_bounds(closed_loop(frame), constraints)
     if selection.server is not None and not selection.server.empty:
         section.tables.append(("LoadGen Server peaks within the budget, best first", selection.server.reindex(
             columns=["machine", "depth", "device", "backend", "precision", "target_qps", "latency_bound_ms",
-                     "loadgen_percentile", "latency_ms_p90", "latency_ms_p99", "rel_l2_err", "loadgen_rules"])))
+                     "loadgen_percentile", "latency_ms_p90", "latency_ms_p99", "server_batching", "rel_l2_err",
+                     "loadgen_rules"])))
     if not selection.qualifying.empty:
-        section.tables.append(("Qualifying configurations, best first", selection.qualifying[columns].head(20)))
+        section.tables.append(("Qualifying configurations, best first",
+                               selection.qualifying.reindex(columns=columns).head(20)))
     if not selection.pareto.empty:
-        section.tables.append(("Pareto front (latency against throughput) per depth", selection.pareto[columns]))
+        section.tables.append(("Pareto front (latency against throughput) per depth",
+                               selection.pareto.reindex(columns=columns)))
         everything = frame[frame.status == "ok"]
+        picked = {pick["row"].get("cell_id") for pick in selection.picks if pick["source"] == "closed-loop"}
 
         def draw(ax):
             for depth, group in everything.groupby("depth"):
-                ax.scatter(group[latency], group.images_per_s, s=14, alpha=0.5, label=f"ResNet-{depth} cells")
+                ax.scatter(group[latency], group.images_per_s, s=14, alpha=0.4, label=f"ResNet-{depth} cells")
             for depth, group in selection.pareto.groupby("depth"):
-                ax.plot(group[latency], group.images_per_s, marker="o", label=f"ResNet-{depth} Pareto front")
+                ax.errorbar(group[latency], group.images_per_s, yerr=interval_errors(group, "images_per_s"),
+                            marker="o", capsize=2, label=f"ResNet-{depth} Pareto front")
+                for _, row in group.iterrows():  # each point of the front says what it is
+                    ax.annotate(f"{row.backend} {row.precision} {row['mode'][0]}{row.batch_size}",
+                                (row[latency], row.images_per_s), fontsize=6, xytext=(3, 3),
+                                textcoords="offset points")
+            chosen = everything[everything.get("cell_id", pd.Series(dtype=object)).isin(picked)]
+            if len(chosen):
+                ax.scatter(chosen[latency], chosen.images_per_s, s=160, facecolors="none", edgecolors="red",
+                           linewidths=1.5, label="the pick", zorder=5)
             if constraints.max_latency_ms:
                 ax.axvline(constraints.max_latency_ms, color="red", linestyle=":", label="latency budget")
             ax.set_xlabel(f"p{constraints.latency_percentile} latency, 95% upper bound (ms)")
@@ -193,6 +220,154 @@ def selection_section(frame: pd.DataFrame, constraints: Constraints, out: Path) 
 
         section.plots.append(plot(out, "pareto.png", draw))
     return section
+
+
+def answer_section(selection: Selection, constraints: Constraints) -> Section:
+    """What the reader came for, first: the pick per depth in one sentence, then one compact table
+    with readable headers and units; the detail follows in the numbered sections."""
+    section = Section("The answer", [f"Constraints: {constraints.describe()}."])
+    rows = []
+    for pick in selection.picks:
+        section.text.append(pick["reason"])
+        rows.append(_compact(pick["row"], constraints, "Server peak" if pick["source"] == "server" else
+                             ("pick (tied)" if pick.get("tied") else "pick")))
+        runner = pick.get("runner_up")
+        if runner is not None and len(selection.qualifying):
+            found = selection.qualifying[selection.qualifying.get("cell_id") == runner]
+            if len(found):
+                rows.append(_compact(found.iloc[0], constraints, "runner-up"))
+    section.text += selection.misses + list(selection.excluded.values())
+    if rows:
+        section.tables.append(("", pd.DataFrame(rows)))
+    return section
+
+
+def _interval(value, low, high, digits: int = 3) -> str:
+    if not isinstance(value, (int, float)) or pd.isna(value):
+        return ""
+    text = f"{value:.{digits}g}"
+    if isinstance(low, (int, float)) and isinstance(high, (int, float)) and not (pd.isna(low) or pd.isna(high)):
+        text += f" ({low:.{digits}g}-{high:.{digits}g})"
+    return text
+
+
+def _compact(row: pd.Series, constraints: Constraints, role: str) -> dict:
+    if row.get("scenario") == "server":
+        return {"": role, "depth": row.depth, "configuration": f"{row.backend} {row.precision} Server",
+                "p50 ms (95% interval)": "", f"p{constraints.latency_percentile} ms (upper bound)": "",
+                "images/s (95% interval)": f"{row.target_qps:.3g} QPS at p{row.loadgen_percentile:g} <= "
+                                           f"{row.latency_bound_ms:g} ms", "accuracy": row.get("accuracy_status", "")}
+    q = constraints.latency_percentile
+    return {"": role, "depth": row.depth,
+            "configuration": f"{row.backend} {row.precision} {row['mode']} b{row.batch_size}",
+            "p50 ms (95% interval)": _interval(row.get("latency_ms_p50"), row.get("latency_ms_p50_low"),
+                                               row.get("latency_ms_p50_high")),
+            f"p{q} ms (upper bound)": _interval(row.get(f"latency_ms_p{q}_high"), None, None),
+            "images/s (95% interval)": _interval(row.get("images_per_s"), row.get("images_per_s_low"),
+                                                 row.get("images_per_s_high")),
+            "accuracy": row.get("accuracy_status", "")}
+
+
+def cost_section(frame: pd.DataFrame, constraints: Constraints, out: Path, selection: Selection) -> Section:
+    """Across machines: the cheapest configuration per depth that meets the constraints and the
+    accuracy rule, the costs of every machine kind's best, and the Pareto front of latency at the
+    held percentile against cost per million images."""
+    section = Section("Across machines: cost at the SLA")
+    picks = cheapest(selection, frame, constraints)
+    if not picks:
+        section.text.append("No row has a cost: run the fleet with --prices FILE.")
+        return section
+    section.text += [pick["reason"] for pick in picks]
+    section.text.append("Cost per million images = price per hour / 3600 / images per second x 1e6, at the LoadGen "
+                        "Server peak under the latency bound where a row has one, else at the closed loop's rate (the "
+                        "basis column says which). Prices change: each carries its basis, date and source.")
+    latency = constraints.latency_column
+    costed = with_bounds(frame[pd.to_numeric(frame.get("cost_per_million"), errors="coerce").notna()
+                               & (frame.status == "ok")], constraints)
+    columns = ["machine_kind", "depth", "backend", "precision", "mode", "batch_size", latency, "images_per_s",
+               "target_qps", "cost_per_million", "energy_per_image_j", "accuracy_status", "cost_basis"]
+    best = costed.sort_values("cost_per_million").groupby(["machine_kind", "depth"], as_index=False).head(3)
+    section.tables.append(("The three cheapest rows per machine kind and depth",
+                           best.sort_values(["depth", "cost_per_million"]).reindex(columns=columns)))
+    closed = costed[costed["mode"].isin(CLOSED_LOOP_MODES)]
+
+    def draw(ax):
+        for (kind, depth), group in closed.groupby(["machine_kind", "depth"]):
+            ax.scatter(group[latency], group.cost_per_million, s=16, alpha=0.6, label=f"{kind} ResNet-{depth}")
+        for depth, group in closed.groupby("depth"):
+            front = group[group[latency].notna()].sort_values([latency, "cost_per_million"])
+            keep, least = [], float("inf")
+            for index, row in front.iterrows():
+                if row.cost_per_million < least:
+                    keep.append(index)
+                    least = row.cost_per_million
+            ax.plot(front.loc[keep, latency], front.loc[keep, "cost_per_million"], marker="o",
+                    label=f"ResNet-{depth} front")
+        if constraints.max_latency_ms:
+            ax.axvline(constraints.max_latency_ms, color="red", linestyle=":", label="latency budget")
+        ax.set_xlabel(f"p{constraints.latency_percentile} latency, 95% upper bound (ms)")
+        ax.set_ylabel("cost per million images")
+        ax.set_title("Latency against cost, across machines")
+
+    if len(closed):
+        section.plots.append(plot(out, "cost.png", draw))
+    return section
+
+
+CLOSED_LOOP_MODES = ("latency", "throughput")
+LOW_PRECISIONS = ("tf32", "fp16", "bf16", "int8")
+
+
+def low_precision_section(frame: pd.DataFrame) -> Section:
+    """Per runtime and depth: each lower precision against fp32 of the same runtime, at the mode and
+    batch where fp32 does the most images/s: the speed-up with its interval (from the two cells'
+    images/s intervals: the ratio of a low end over a high end and back, a conservative interval),
+    the accuracy cost with its interval, and the verdict."""
+    section = Section("7. What low precision buys")
+    ok = closed_loop(frame[(frame.status == "ok") & (frame.parity_status == "pass")])
+    rows = []
+    for (machine, device, backend, depth), group in ok.groupby(["machine", "device", "backend", "depth"]):
+        fp32 = group[group.precision == "fp32"]
+        if fp32.empty:
+            continue
+        base = fp32.sort_values("images_per_s", ascending=False).iloc[0]
+        for precision in LOW_PRECISIONS:
+            same = group[(group.precision == precision) & (group["mode"] == base["mode"])
+                         & (group.batch_size == base.batch_size)]
+            if same.empty:
+                continue
+            cell = same.iloc[0]
+            speedup = cell.images_per_s / base.images_per_s
+            low = _ratio(cell.get("images_per_s_low"), base.get("images_per_s_high"))
+            high = _ratio(cell.get("images_per_s_high"), base.get("images_per_s_low"))
+            status = cell.get("accuracy_status") if isinstance(cell.get("accuracy_status"), str) else "not established"
+            drop = cell.get("accuracy_drop")
+            cost = (_interval(100 * drop, 100 * cell.get("accuracy_drop_low"), 100 * cell.get("accuracy_drop_high"),
+                              2) + " %" if isinstance(drop, float) and not pd.isna(drop) else status)
+            faster = (isinstance(low, float) and low > 1)
+            verdict = ("not established: never picked" if status == "not established" else
+                       "costs too much accuracy" if status == "fail" else
+                       "faster, accuracy kept" if faster else "not faster beyond the intervals")
+            rows.append({"machine": machine, "device": device, "runtime": backend, "depth": depth,
+                         "precision": precision, "at": f"{base['mode']} b{base.batch_size}",
+                         "fp32 images/s": f"{base.images_per_s:.3g}", "images/s": f"{cell.images_per_s:.3g}",
+                         "speed-up (interval)": _interval(speedup, low, high), "top-1 drop (interval)": cost,
+                         "verdict": verdict})
+    if not rows:
+        section.text.append("No lower-precision cell ran beside an fp32 cell of the same runtime.")
+        return section
+    section.text.append("Each lower precision against fp32 of the same runtime and depth, at the mode and batch of "
+                        "fp32's most images/s. Speed-up interval: conservative, from the two cells' 95% intervals. "
+                        "Top-1 drop: relative to fp32's accuracy on the labelled images, paired 95% interval; "
+                        "'not established' on the seeded model, where such a cell is never picked.")
+    section.tables.append(("", pd.DataFrame(rows)))
+    return section
+
+
+def _ratio(a, b) -> float:
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not (pd.isna(a) or pd.isna(b)) and b > 0:
+        return float(a / b)
+    return float("nan")
 
 
 def reason_counts(frame: pd.DataFrame) -> dict[str, int]:
@@ -223,5 +398,5 @@ def validity_section(frame: pd.DataFrame, fingerprints: dict[str, dict]) -> Sect
     if counts:
         text.append("Invalid cells that ran, by reason (a cell may have several): "
                     + "; ".join(f"{kind}: {count}" for kind, count in counts.items()) + ".")
-    return Section("7. Validity", text, [("Cells that are not ok and valid", bad.reindex(columns=columns)),
+    return Section("8. Validity", text, [("Cells that are not ok and valid", bad.reindex(columns=columns)),
                                          ("Fingerprints of the runs", prints.reset_index(names="key"))])

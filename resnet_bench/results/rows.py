@@ -27,6 +27,14 @@ class Run:
 
     run_id: str
     fingerprint_id: str = ""
+    git_commit: str | None = None  # the code that produced the rows (machine.fingerprint.provenance)
+    git_dirty: bool | None = None
+
+    @classmethod
+    def of(cls, run_id: str, fingerprint: dict) -> Run:
+        """A run's context from its fingerprint (``machine.fingerprint.collect()``)."""
+        return cls(run_id, fingerprint.get("fingerprint_id", ""), fingerprint.get("git_commit"),
+                   fingerprint.get("git_dirty"))
 
 
 def cell_id(row: dict) -> str:
@@ -41,7 +49,8 @@ def gmacs(cell: dict) -> float:
 def base_row(cell: dict, run: Run, **values) -> dict:
     """The cell's key and id, the run, the model's MACs and the paper's figure, then ``values``."""
     return {**cell, "run_id": run.run_id, "cell_id": cell_id(cell), "gmacs": gmacs(cell),
-            "paper_gmacs": PAPER_GMACS[cell["depth"]], "fingerprint_id": run.fingerprint_id, **values}
+            "paper_gmacs": PAPER_GMACS[cell["depth"]], "fingerprint_id": run.fingerprint_id,
+            "git_commit": run.git_commit, "git_dirty": run.git_dirty, **values}
 
 
 def _finite(value: object) -> bool:
@@ -62,6 +71,9 @@ def measured_row(cell: dict, run: Run, *, images_per_s: float | None, reasons: l
     if runtime is not None:
         row.update({key: runtime.get(key) for key in RUNTIME_REPORTED},
                    compute_precision=runtime.get("compute_precision"), provider=runtime.get("provider"))
+        compiled = runtime.get("compile_s")
+        if isinstance(compiled, dict) and compiled:  # a compiling backend: what this batch's compile cost
+            row.update(compile_s=compiled.get(cell["batch_size"]), compile_mode=runtime.get("compile_mode"))
     return row
 
 

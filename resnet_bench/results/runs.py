@@ -69,6 +69,11 @@ def load(path: str | os.PathLike) -> pd.DataFrame:
     return frame.assign(schema_version=versions)
 
 
+def is_true(values: pd.Series) -> pd.Series:
+    """A boolean column as read back from CSV: bool, 1.0 (beside empty cells of other rows) or text."""
+    return values.map(lambda v: str(v) in ("True", "true", "1", "1.0")).astype(bool)
+
+
 def load_samples(run_dir: str | os.PathLike, cell: str) -> list[float]:
     return json.loads((Path(run_dir) / "samples" / f"{cell}.json").read_text())["samples_ms"]
 

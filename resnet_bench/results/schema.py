@@ -17,8 +17,11 @@ from resnet_bench.util.files import PACKAGE
 
 # 1: up to issue 10 (no column). 2: percentile intervals, unbounded, median_precision, drift, threads
 # per request, torch-compile counts, GPU telemetry. 3: LoadGen scenario rows (scenario, qps, LoadGen's
-# verdict, early stopping, the closed-loop figure beside it, the settings and logs).
-SCHEMA_VERSION = 3
+# verdict, early stopping, the closed-loop figure beside it, the settings and logs). 4: accuracy with
+# intervals and its verdict, images/s and agreement intervals, the images' and calibration's hashes,
+# LoadGen's allowance of over-bound queries, the process-level spread of a pick's finalists, the
+# commit and tree state that produced the row, validity reasons as codes.
+SCHEMA_VERSION = 4
 TYPES = {"string": str, "integer": int, "number": float, "boolean": bool}
 
 
@@ -76,6 +79,9 @@ ROW: tuple[Column, ...] = (
            "latency mode: batch / mean latency; throughput mode: batch x (requests finished in the window + "
            "the in-window share of those still in flight at its end) / window length; "
            "LoadGen rows: samples/s (completed, for Server)"),
+    Column("images_per_s_low", "number", "images/s",
+           "lower end of images/s's 95% interval (from the mean latency's, by batch means)"),
+    Column("images_per_s_high", "number", "images/s", "upper end of that interval"),
     Column("gmacs", "number", "GMACs", "analytic multiply-adds per image (convs + fc), 1e9"),
     Column("paper_gmacs", "number", "GMACs", "the paper's Table 1 figure, 1e9 multiply-adds"),
     Column("achieved_gflops", "number", "GFLOP/s", "2 x gmacs x images_per_s"),
@@ -84,6 +90,13 @@ ROW: tuple[Column, ...] = (
     Column("parity_status", "string", "", "pass, fail or error against PyTorch fp32"),
     Column("rel_l2_err", "number", "fraction", "relative L2 error of the logits against PyTorch fp32"),
     Column("top1_agreement", "number", "fraction", "share of images whose top-1 class matches PyTorch fp32"),
+    Column("top1_agreement_low", "number", "fraction", "lower end of its 95% interval (Wilson's) over the images"),
+    Column("top1_agreement_high", "number", "fraction", "upper end of that interval"),
+    Column("accuracy_status", "string", "",
+           "pass / fail (judged on real weights and images), 'not established' (bf16 / int8 on the seeded model: "
+           "never picked), 'not needed' (fp32, tf32, fp16: parity judges them)"),
+    Column("accuracy_reason", "string", "", "why the accuracy failed or is not established"),
+    Column("accuracy_images", "integer", "images", "images the accuracy and agreement were judged on"),
     Column("threads", "integer", "threads", "threads the runtime reports it used, in total for the cell"),
     Column("in_flight", "integer", "requests", "requests in flight (1 in latency mode)"),
     Column("threads_per_request", "integer", "threads", "threads each request runs on"),
@@ -91,6 +104,9 @@ ROW: tuple[Column, ...] = (
     Column("compile_graphs", "integer", "graphs", "torch-compile: graphs compiled before timing"),
     Column("graph_breaks", "integer", "breaks", "torch-compile: graph breaks while compiling"),
     Column("recompiles", "integer", "graphs", "torch-compile: graphs compiled during warm-up or timing (0 expected)"),
+    Column("compile_s", "number", "s", "torch-compile: the compile of this batch size (and, with CUDA graphs, their "
+           "recording), before any timing"),
+    Column("compile_mode", "string", "", "torch-compile: default, or reduce-overhead (CUDA graphs, --cuda-graphs)"),
     Column("compute_precision", "string", "", "the precision the runtime says it computes in"),
     Column("executed_precision", "string", "",
            "OpenVINO: precisions its runtime model executed, e.g. 'int8 53/53 convolutions'"),
@@ -102,7 +118,8 @@ ROW: tuple[Column, ...] = (
            "median known within the target precision, no drift, enough iterations, parity passed"),
     Column("invalid_reasons", "string", "",
            "why valid is false: 'code: message' reasons, '; '-separated (codes: measure/validity.py)"),
-    Column("status", "string", "", "ok, parity_failed, unavailable, oom or error", True),
+    Column("status", "string", "",
+           "ok, parity_failed, unavailable, oom, error; select: not_raced (left out before the race)", True),
     Column("error", "string", "", "the reason when status is not ok"),
     Column("fingerprint_id", "string", "", "hash of the machine's hard fingerprint keys"),
     Column("cuda_graphs", "boolean", "", "torch on CUDA: CUDA graph replays were timed"),
@@ -133,18 +150,49 @@ ROW: tuple[Column, ...] = (
            "LoadGen's early-stopping estimate of the held percentile (SingleStream, MultiStream)"),
     Column("early_stopping", "string", "", "LoadGen's early-stopping result, in its words"),
     Column("overlatency_queries", "integer", "queries", "Server: queries over the latency bound"),
+    Column("overlatency_allowed", "integer", "queries",
+           "Server: the most queries over the bound LoadGen's early stopping lets pass at this query count"),
     Column("server_search_steps", "integer", "runs",
            "Server: LoadGen runs of the peak search behind the row (0: one run at a given QPS); steps in search.json"),
+    Column("server_batching", "string", "",
+           "Server: the dynamic batcher (largest batch, timeout, buckets), chosen from the bound and the measured "
+           "service times"),
+    Column("server_mean_batch", "number", "images", "Server: the mean batch the batcher formed in the row's run"),
     Column("offline_batch_choice", "string", "", "Offline: images/s of each candidate batch in throughput mode"),
     Column("closed_loop_images_per_s", "number", "images/s",
            "our closed-loop figure on the same instance, same run (latency mode, or throughput mode for Offline)"),
     Column("closed_loop_latency_ms_p90", "number", "ms", "p90 of that closed-loop measurement"),
     Column("closed_loop_latency_ms_p99", "number", "ms", "p99 of that closed-loop measurement; empty when unbounded"),
     Column("loadgen_accuracy_samples", "integer", "images", "images in LoadGen's accuracy run (parity columns)"),
-    Column("accuracy_top1", "number", "fraction", "top-1 accuracy of the accuracy run against --labels"),
+    Column("accuracy_top1", "number", "fraction", "top-1 accuracy against the labels of --images"),
+    Column("accuracy_top1_low", "number", "fraction", "lower end of its 95% interval (Wilson's)"),
+    Column("accuracy_top1_high", "number", "fraction", "upper end of that interval"),
     Column("reference_accuracy_top1", "number", "fraction", "PyTorch fp32's top-1 accuracy on the same images"),
+    Column("accuracy_drop", "number", "fraction",
+           "1 - accuracy_top1 / reference_accuracy_top1: the relative top-1 cost (MLPerf allows 1%)"),
+    Column("accuracy_drop_low", "number", "fraction",
+           "lower end of its 95% interval (paired over the images, fp32's accuracy taken as known)"),
+    Column("accuracy_drop_high", "number", "fraction", "upper end of that interval"),
+    Column("images_sha256", "string", "", "the evaluation images (--images) by content; empty: seeded images"),
+    Column("calibration_sha256", "string", "",
+           "the int8 calibration images (--calibration-images) by content; empty: seeded images"),
     Column("loadgen_settings", "string", "", "LoadGen's effective test settings as it logged them (JSON)"),
     Column("loadgen_log_dir", "string", "", "LoadGen's log folder for the row, relative to the run folder"),
+    Column("process_spread", "number", "fraction",
+           "a pick's finalist: sd of log images/s between fresh processes (the confirmation rounds)"),
+    Column("process_rounds", "integer", "processes", "fresh processes the finalist was re-measured in"),
+    Column("race_state", "string", "", "select: picked, tied or out (the race's end for this candidate)"),
+    Column("race_round", "integer", "rounds", "select: the round the candidate left the race in"),
+    Column("race_reason", "string", "", "select: why it left (over the budget, dominated, not raced...)"),
+    Column("machine_kind", "string", "", "fleet: the node's machine kind (its resnet-bench/kind label)"),
+    Column("node_id", "string", "", "fleet: the Ray node the row was measured on"),
+    Column("attempt", "integer", "", "fleet: 1, or 2 when the cell was rerun after its worker or node died"),
+    Column("cost_per_million", "number", "price unit",
+           "fleet with --prices: price per hour / 3600 / images per second x 1e6 (the Server peak's rate on a "
+           "Server row, else the closed loop's)"),
+    Column("cost_basis", "string", "", "the price, its basis, date and source, and which rate the cost is at"),
+    Column("git_commit", "string", "", "the commit of the code that produced the row"),
+    Column("git_dirty", "boolean", "", "the working tree had uncommitted changes when the row was produced"),
     Column("schema_version", "integer", "", f"version of this row definition ({SCHEMA_VERSION})", True),
 )
 

@@ -16,6 +16,7 @@ cells and calls these; ``resnet-bench time`` and LoadGen's closed-loop reference
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,6 +38,18 @@ class Measurement:
     @property
     def reasons(self) -> list[str]:
         return self.timing.invalid_reasons()
+
+    @property
+    def images_per_s_interval(self) -> tuple[float, float]:
+        """95% interval of images/s, from the mean latency's (batch means): in latency mode
+        images/s is batch / mean latency; in throughput mode, with every stream always busy, it
+        moves inversely with the mean request latency too (Little's law), so the same relative
+        interval applies."""
+        low, high = self.timing.mean_interval()
+        mean = float(self.timing.samples_ms.mean())
+        if not low > 0:
+            return (math.nan, math.nan) if math.isnan(low) else (self.images_per_s * mean / high, math.inf)
+        return self.images_per_s * mean / high, self.images_per_s * mean / low
 
     @property
     def samples_ms(self) -> list[float]:

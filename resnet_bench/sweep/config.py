@@ -11,9 +11,9 @@ from resnet_bench.backends import BackendOptions, backend_class
 from resnet_bench.machine import fingerprint as fp
 from resnet_bench.measure.timing import RULES, SWEEP_RULE, StopRule
 from resnet_bench.model.architecture import DEPTHS, check_depth
-from resnet_bench.model.images import image_files
 from resnet_bench.model.spec import ModelSpec
 from resnet_bench.numerics.precision import check_precision
+from resnet_bench.parity.accuracy import AccuracyBudget, check_inputs
 from resnet_bench.scenarios.loadgen.settings import SCENARIOS as LOADGEN_SCENARIOS
 from resnet_bench.util.errors import first_line
 
@@ -44,8 +44,13 @@ class SweepConfig:
     artifacts: str = "artifacts"
     rule: StopRule = SWEEP_RULE  # ±1% median precision; StopRule is frozen, so one shared default
     cuda_graphs: bool = False  # torch on CUDA: time CUDA graph replays (latency mode)
-    images: str | None = None  # parity on these real images (resize, centre-crop) instead of seeded ones
-    loadgen: tuple[str, ...] = ()  # LoadGen scenarios for the best backend per depth (full profile: Offline, Server)
+    images: str | None = None  # parity and accuracy on these real images (resize, centre-crop), not seeded ones
+    loadgen: tuple[str, ...] = ()  # LoadGen scenarios for every finalist per depth (full profile: Offline, Server)
+    labels: str | None = None  # '<file> <class>' lines for --images (or class folders in it)
+    calibration_images: str | None = None  # int8 calibrates on these (disjoint from --images); None: seeded
+    max_accuracy_drop: float = 0.01  # relative top-1 drop a precision may cost (MLPerf: 1%)
+    min_top1_agreement: float | None = None  # unlabelled real images: the agreement floor (None: per precision)
+    roofs: bool = True  # measure the same-run roofs (False: no roofline fraction, ~10 s a depth saved)
 
     def __post_init__(self) -> None:
         BackendOptions(self.device, threads=self.threads, cuda_graphs=self.cuda_graphs)  # validates them
@@ -66,9 +71,12 @@ class SweepConfig:
                 raise ValueError(f"LoadGen scenario must be one of {', '.join(LOADGEN_SCENARIOS)}, got {scenario!r}")
         if not self.batches or min(self.batches) < 1:
             raise ValueError(f"batch sizes must be at least 1, got {list(self.batches)}")
-        ModelSpec(self.depths[0], self.variant, self.weights, input_size=self.input_size)
-        if self.images is not None:
-            image_files(self.images)  # a missing folder, or one without images, is bad input now
+        spec = ModelSpec(self.depths[0], self.variant, self.weights, input_size=self.input_size)
+        self.budget()  # validates the accuracy budget
+        check_inputs(spec.num_classes, self.images, self.labels, self.calibration_images)
+
+    def budget(self) -> AccuracyBudget:
+        return AccuracyBudget(self.max_accuracy_drop, self.min_top1_agreement)
 
     @classmethod
     def from_profile(cls, profile: str, device: str, rule_overrides: dict | None = None, **overrides) -> SweepConfig:

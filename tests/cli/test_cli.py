@@ -233,6 +233,19 @@ def test_bench_with_real_weights_and_images(tmp_path, capsys, store_dir, resnet1
     assert config["weights"] == str(weights) and config["images"] == str(folder)
 
 
+def test_compare_of_two_single_runs_of_identical_code_exits_0_with_the_difference_and_warning(
+        tmp_path, capsys, store_dir, small_artifacts):
+    for side in ("base", "head"):
+        assert main(_tiny_bench(store_dir, tmp_path / side, "json")) == 0
+    capsys.readouterr()
+    base, head = (next((tmp_path / side).glob("*")) for side in ("base", "head"))
+    assert main(["compare", str(base), str(head), "--format", "json"]) == 0
+    out, err = capsys.readouterr()
+    (row,) = json.loads(out)
+    assert row["verdict"] in ("within", "slower", "faster") and row["low"] <= row["ratio"] <= row["high"]
+    assert "cannot tell code from process noise" in row["reason"] and "run `gate` for a verdict" in err
+
+
 def test_compare_baseline_json_stays_json(tmp_path, capsys):
     """The baseline warnings go to stderr, so `compare --baseline --format json` prints JSON only."""
     from tests.gate.test_statistics import _hand_made_run
@@ -242,7 +255,7 @@ def test_compare_baseline_json_stays_json(tmp_path, capsys):
     assert main(["compare", str(head), "--baseline", "--baselines", str(tmp_path / "baselines"),
                  "--format", "json"]) == 0
     out, err = capsys.readouterr()
-    assert [r["verdict"] for r in json.loads(out)] == ["regressed"] and "warning: regressions" in err
+    assert [r["verdict"] for r in json.loads(out)] == ["slower"] and "warning: 1 cell(s) slower" in err
     assert main(["compare", str(head), "--baseline", "--baselines", str(tmp_path / "none"), "--format", "json"]) == 0
     out, err = capsys.readouterr()
     assert json.loads(out) == [] and "no stored baseline" in err

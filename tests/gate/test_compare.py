@@ -33,7 +33,8 @@ def _run(path, config: SweepConfig | dict | None, cpus: int = 2):
 ])
 def test_a_config_difference_that_moves_the_figure_is_refused(tmp_path, change, named):
     if "weights" in change:  # a config names an existing file
-        (tmp_path / "other.pth").write_bytes(b"")
+        import torch
+        torch.save({"fc.weight": torch.zeros(1000, 512)}, tmp_path / "other.pth")  # what the config reads
         change = dict(weights=str(tmp_path / "other.pth"))
     base = _run(tmp_path / "base", BASE)
     head = _run(tmp_path / "head", replace(BASE, **change))

@@ -12,12 +12,12 @@ import pytest
 
 from benchmarks.gate_proof import copy_tree, inject
 from resnet_bench.cli import main
-from resnet_bench.gate import git
+from resnet_bench.gate import git, processes
 from resnet_bench.gate import run as gate
 
 REPO = Path(__file__).resolve().parents[2]
 CELL = dict(depth=18, backend="onnxruntime", precision="fp32", device="cpu", batch_size=1, input_size=64)
-QUICK = gate.GatePlan(rounds=3, blocks=2, block_s=0.02, warmup_iters=2, warmup_s=0.1)
+QUICK = gate.GatePlan.fixed(3, blocks=2, block_s=0.02, warmup_iters=2, warmup_s=0.1)
 CLI_SMALL = ["--cells", "18/onnxruntime/1", "--input-size", "64", "--rounds", "3", "--blocks", "2"]
 
 
@@ -157,7 +157,7 @@ def test_the_worker_times_a_base_tree_of_the_flat_layout(tmp_path, store_dir):
     and time its cells (else they read 'unavailable' and the gate passes silently)."""
     base = copy_tree(FLAT_LAYOUT, tmp_path / "base")
     assert not (base / "resnet_bench" / "gate").exists() and (base / "resnet_bench" / "runner.py").is_file()
-    worker = gate.Worker(base, "base", store_dir)
+    worker = processes.Worker(base, "base", store_dir)
     try:
         cell = {**CELL, "backend": "torch"}  # the model in the base's own code; no export needed
         opened = worker.ask(300, op="open", cell=cell, warmup_iters=2, warmup_s=0.0)

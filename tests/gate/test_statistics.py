@@ -3,106 +3,120 @@ import math
 import numpy as np
 import pytest
 
+from resnet_bench.gate import noise
 from resnet_bench.gate.run import GatePlan
-from resnet_bench.gate.statistics import MAX_MAD, block_mad, decide_rounds, decide_samples, parse_threshold
+from resnet_bench.gate.statistics import (
+    SequentialPlan,
+    block_mad,
+    decide_sequential,
+    difference_of_samples,
+    parse_threshold,
+    trimmed_estimate,
+)
 
-PLAN = GatePlan()  # the gate's shipped plan: rounds x blocks per process
-SIGMA_PROCESS = 0.03  # per-process offset measured here (+6.9% and -4.3% between identical processes)
-
-
-def rounds(ratio=1.0, n=PLAN.rounds, blocks=PLAN.blocks, process_sd=SIGMA_PROCESS, block_mad_=MAX_MAD, seed=0):
-    """Block medians of n base and n head processes: a log-normal offset per process, and block
-    noise whose MAD is ``block_mad_`` (the gate's noise guard), around 20 ms (base) and 20 * ratio."""
-    rng = np.random.default_rng(seed)
-    block_sd = block_mad_ * 1.4826
-    base = 20 * np.exp(rng.normal(0, process_sd, (n, 1)) + rng.normal(0, block_sd, (n, blocks)))
-    head = 20 * ratio * np.exp(rng.normal(0, process_sd, (n, 1)) + rng.normal(0, block_sd, (n, blocks)))
-    return base.tolist(), head.tolist()
+PLAN = GatePlan().sequential(12)  # the gate's shipped plan, for the default 12 cells
 
 
-def simulate(ratio, seeds=1000):
-    return [decide_rounds(*rounds(ratio, seed=seed)) for seed in range(seeds)]
+def sides(d: list[float] | np.ndarray, blocks: int = 3) -> tuple[list, list]:
+    """Base and head block medians whose per-round log ratios are exactly ``d``."""
+    base = [[20.0] * blocks for _ in d]
+    return base, [[20.0 * math.exp(x)] * blocks for x in d]
 
 
-def test_operating_characteristic_with_process_level_noise():
-    """1000 seeds per true change, 3% per-process noise, block noise at the MAD guard.
-    T = 10%: T/2 marked regressed at most 1 in 100, 2T caught at least 99 in 100."""
-    red = {change: sum(d.verdict == "regressed" for d in simulate(1 + change)) for change in (0.0, 0.05, 0.20)}
-    assert red[0.0] <= 10 and red[0.05] <= 10, red
-    assert red[0.20] >= 990, red
+def test_trimmed_mean_and_yuen_error_of_known_values():
+    # 10 values, 20% trim: the 2 lowest and 2 highest go; the mean of 3..8 is 5.5; the winsorised
+    # values are 3,3,3..8,8,8 (variance 4.1667 with ddof 1) -> se = sqrt(4.1667 * 9 / (6 * 5)).
+    mean, se, df = trimmed_estimate(np.arange(1.0, 11.0)[None, :], 0.2)
+    assert mean[0] == pytest.approx(5.5) and df == 5
+    assert se[0] == pytest.approx(math.sqrt(np.var([3, 3, 3, 4, 5, 6, 7, 8, 8, 8], ddof=1) * 9 / 30))
 
 
-def skewed_rounds(ratio, seed, slow_share=1 / 8, slow=1.15):
-    """As ``rounds``, but each process has a 1-in-8 chance of running 15% slow (a bad neighbour
-    for its whole life): the noise is no longer the Gaussian the t-interval assumes."""
-    rng = np.random.default_rng(seed)
-
-    def side(r):
-        offset = rng.normal(0, SIGMA_PROCESS, (PLAN.rounds, 1))
-        offset += np.log(np.where(rng.random((PLAN.rounds, 1)) < slow_share, slow, 1.0))
-        return (20 * r * np.exp(offset + rng.normal(0, MAX_MAD * 1.4826, (PLAN.rounds, PLAN.blocks)))).tolist()
-    return side(1.0), side(ratio)
+def test_one_slow_process_moves_the_estimate_by_little():
+    # 12 rounds at +1%, one where the head process ran 60% slow for its whole life (measured on
+    # this machine: rounds of +44% to +61% on identical code): the trimmed mean stays at +1%.
+    d = np.full(12, 0.01) + np.random.default_rng(0).normal(0, 0.01, 12)
+    d[5] = 0.6
+    decision = decide_sequential(*sides(d), 0.10, PLAN)
+    assert decision.verdict == "unchanged" and abs(decision.ratio - 1.01) < 0.01, decision
 
 
-def test_skewed_process_noise_makes_the_gate_hesitate_not_fail():
-    """Measured over 1000 seeds: identical code 0 regressed (68% inconclusive), +5% 0.7%
-    regressed, +20% caught 85% (15% inconclusive). A slow process widens the interval: the gate
-    says 'inconclusive, rerun with --rounds N' rather than failing on it. The 99% catch rate of
-    the Gaussian case does not hold under this noise (README, "Regression gate")."""
-    red = {change: sum(decide_rounds(*skewed_rounds(1 + change, seed)).verdict == "regressed" for seed in range(1000))
-           for change in (0.0, 0.05, 0.20)}
-    assert red[0.0] <= 10 and red[0.05] <= 10, red
-    assert red[0.20] >= 800, red
+def test_clear_regression_and_improvement_at_the_first_look_that_may_turn_red():
+    rng = np.random.default_rng(1)
+    slower = decide_sequential(*sides(np.log(1.3) + rng.normal(0, 0.01, PLAN.looks[2])), 0.10, PLAN)
+    assert slower.verdict == "regressed" and 1.27 < slower.ratio < 1.33 and slower.low > 1.25
+    faster = decide_sequential(*sides(np.log(0.7) + rng.normal(0, 0.01, PLAN.looks[2])), 0.10, PLAN)
+    assert faster.verdict == "improved"
 
 
-def test_a_change_of_exactly_the_threshold_is_reported_with_its_interval():
-    decisions = simulate(1.10, seeds=200)
-    assert all(d.low < d.ratio < d.high and "CI" in d.reason for d in decisions)
-    assert {d.verdict for d in decisions} <= {"regressed", "inconclusive", "unchanged"}
-    assert 0.9 < np.median([d.ratio for d in decisions]) / 1.10 < 1.1
-
-
-def test_clear_regression_and_improvement():
-    slower = decide_rounds(*rounds(1.3, process_sd=0.01, block_mad_=0.005))
-    assert slower.verdict == "regressed" and 1.25 < slower.ratio < 1.35 and slower.low > 1.05
-    assert slower.p_value < 0.01 and slower.n == PLAN.rounds
-    assert decide_rounds(*rounds(0.7, process_sd=0.01, block_mad_=0.005)).verdict == "improved"
+def test_the_first_looks_never_turn_red():
+    # 8 rounds of a clean +30%: the shipped plan's first two looks have level 0; they may only
+    # stop a cell that is clearly unchanged, so a regression takes its 12 rounds.
+    d = np.log(1.3) + np.random.default_rng(2).normal(0, 0.005, PLAN.looks[1])
+    decision = decide_sequential(*sides(d), 0.10, PLAN)
+    assert decision.verdict == "inconclusive" and "undecided at look 2" in decision.reason
 
 
 def test_identical_code_is_unchanged_within_an_interval_inside_the_threshold():
-    decision = decide_rounds(*rounds(1.0, seed=3))
+    d = np.random.default_rng(3).normal(0, 0.02, PLAN.looks[0])
+    decision = decide_sequential(*sides(d), 0.10, PLAN)
     assert decision.verdict == "unchanged" and 1 / 1.1 < decision.low < 1 < decision.high < 1.1
 
 
-def test_the_process_is_the_unit():
-    # Blocks agree tightly inside each process, but processes differ: one slow head process is
-    # not a regression (24 pairs of blocks counted as independent would call it significant).
-    base, head = rounds(1.0, process_sd=0.0, block_mad_=0.002, seed=1)
-    head[0] = [b * 1.8 for b in head[0]]
-    decision = decide_rounds(base, head)
-    assert decision.verdict == "inconclusive" and decision.low < 1.05
+def test_head_and_base_are_not_interchangeable():
+    d = np.log(1.25) + np.random.default_rng(4).normal(0, 0.01, PLAN.looks[2])
+    base, head = sides(d)
+    assert decide_sequential(base, head, 0.10, PLAN).verdict == "regressed"
+    assert decide_sequential(head, base, 0.10, PLAN).verdict == "improved"
 
 
-def test_inconclusive_says_how_many_rounds_would_settle_it():
-    # A true +25% in processes that scatter by 20%: 8 rounds cannot bound it; the advised
-    # number of rounds, with the same scatter, does.
-    d = np.log(1.25) + 0.25 * np.array([1, -1, 0.5, -0.5, 1, -1, 0.5, -0.5])
-    base = [[20.0] * 3 for _ in d]
-    decision = decide_rounds(base, [[20.0 * math.exp(x)] * 3 for x in d])
-    assert decision.verdict == "inconclusive" and "rerun with --rounds" in decision.reason
-    advised = int(decision.reason.split("--rounds ")[1].split()[0])
-    assert advised > len(d)
-    more = np.resize(d, advised)
-    more = np.log(1.25) + (more - np.log(1.25)) * d.std(ddof=1) / more.std(ddof=1)  # same scatter
-    settled = decide_rounds([[20.0] * 3] * advised, [[20.0 * math.exp(x)] * 3 for x in more])
-    assert settled.verdict == "regressed"
+def test_inconclusive_after_the_last_look_says_how_many_rounds_would_settle_it():
+    # A true +25% in processes that scatter by 20%: 20 rounds cannot bound it; the advice says more.
+    d = np.log(1.25) + 0.2 * np.resize([1, -1, 0.5, -0.5], PLAN.rounds)
+    decision = decide_sequential(*sides(d), 0.10, PLAN)
+    assert decision.verdict == "inconclusive" and "after every look" in decision.reason
+    assert "rounds would settle it" in decision.reason or "more than 50 rounds" in decision.reason
 
 
 def test_too_few_rounds_and_mismatched_sides():
-    decision = decide_rounds([[1.0]] * 2, [[2.0]] * 2)
-    assert decision.verdict == "inconclusive" and "--rounds 3" in decision.reason
+    decision = decide_sequential(*sides([0.5, 0.5]), 0.10, PLAN)
+    assert decision.verdict == "inconclusive" and "too few rounds" in decision.reason
     with pytest.raises(ValueError, match="a base and a head process"):
-        decide_rounds([[1.0]] * 4, [[1.0]] * 3)
+        decide_sequential([[1.0]] * 4, [[1.0]] * 3, 0.10, PLAN)
+
+
+def test_bonferroni_levels_without_calibration():
+    plan = SequentialPlan(looks=(4, 8), cells=10, false_red=0.01)
+    assert plan.alpha_at(3) == 0 and plan.alpha_at(4) == plan.alpha_at(9) == pytest.approx(0.01 / 10 / 2)
+    with pytest.raises(ValueError, match="one per look"):
+        SequentialPlan(looks=(4, 8), levels=(0.001,))
+
+
+def test_noise_fit_recovers_a_known_model():
+    # d drawn from a known model: core sd 3% per round, 5% of rounds an outlier of +50%.
+    rng = np.random.default_rng(5)
+    cells = {}
+    for name in ("a", "b", "c"):
+        d = rng.normal(0, 0.03, 400)
+        d[rng.random(400) < 0.05] = 0.5
+        cells[name] = sides(d)
+    models = noise.fit(cells)
+    assert all(m.core == pytest.approx(0.03, rel=0.15) for m in models)
+    assert models[0].outlier_share == pytest.approx(0.05, abs=0.015) and min(models[0].outliers) > 0.3
+
+
+def test_simulated_operating_characteristic_of_the_shipped_plan_under_known_noise():
+    # Every cell with a 4% core sd and 5% of rounds an outlier of +-50% (noisier than most cells
+    # measured here): per gate run, identical code and T/2 everywhere red at most 1%, 2T in one
+    # cell caught at least 99% (2,000 runs: the bounds, not the point rates, are checked).
+    models = [noise.CellNoise(f"c{i}", 0.04, 0.05, (-0.5, 0.5)) for i in range(12)]
+    runs = 2000
+    aa = noise.simulate(models, [0.0] * 12, PLAN, runs=runs, seed=1)
+    half = noise.simulate(models, [0.05] * 12, PLAN, runs=runs, seed=2)
+    one = noise.simulate(models, [0.2] + [0.0] * 11, PLAN, runs=runs, seed=3)
+    assert noise.rate_bound(aa["red_runs"], runs)[0] < 0.01 and aa["red_runs"] <= 0.01
+    assert noise.rate_bound(half["red_runs"], runs)[0] < 0.01 and half["red_runs"] <= 0.01
+    assert one["cells"][0]["regressed"] >= 0.99
+    assert aa["inconclusive"] <= 0.10
 
 
 def test_block_mad_of_known_scatter():
@@ -111,12 +125,14 @@ def test_block_mad_of_known_scatter():
     assert block_mad(processes) == pytest.approx(0.05)
 
 
-def test_samples_from_two_runs():
+def test_samples_from_two_runs_give_a_difference_with_its_interval():
     rng = np.random.default_rng(3)
     base = list(rng.normal(100, 3, 60))
-    assert decide_samples(base, list(rng.normal(125, 3, 60))).verdict == "regressed"
-    assert decide_samples(base, list(rng.normal(101, 3, 60))).verdict == "unchanged"
-    assert decide_samples(base[:5], base[:5]).verdict == "inconclusive"
+    slower = difference_of_samples(base, list(rng.normal(125, 3, 60)))
+    assert slower.verdict == "slower" and slower.low < 1.25 < slower.high and slower.high - slower.low < 0.05
+    assert difference_of_samples(base, list(rng.normal(101, 3, 60))).verdict == "within"
+    assert difference_of_samples(base, list(rng.normal(80, 3, 60))).verdict == "faster"
+    assert difference_of_samples(base[:5], base[:5]).verdict == "not judged"
 
 
 @pytest.mark.parametrize("text, value", [("10%", 0.1), ("0.05", 0.05), ("2.5%", 0.025)])
@@ -151,15 +167,30 @@ def test_compare_two_hand_made_runs(tmp_path, capsys):
     head = _hand_made_run(tmp_path / "head", "abc", [("torch", rng.normal(20, 0.3, 40), "pass"),
                                                      ("onnxruntime", rng.normal(13, 0.2, 40), "pass"),
                                                      ("openvino", same, "fail")])
-    assert main(["compare", str(base), str(head), "--format", "json"]) == 1
+    assert main(["compare", str(base), str(head), "--format", "json"]) == 1  # parity got worse: that fails
     import json
-    rows = {r["cell_id"].split("-")[2]: r for r in json.loads(capsys.readouterr().out)}
-    assert rows["torch"]["verdict"] == "unchanged"
-    assert rows["onnxruntime"]["verdict"] == "regressed" and rows["onnxruntime"]["ratio"] == pytest.approx(1.3, 0.03)
+    out, err = capsys.readouterr()
+    rows = {r["cell_id"].split("-")[2]: r for r in json.loads(out)}
+    assert rows["torch"]["verdict"] == "within"
+    slower = rows["onnxruntime"]
+    assert slower["verdict"] == "slower" and slower["ratio"] == pytest.approx(1.3, 0.03)
+    assert slower["low"] < slower["ratio"] < slower["high"]
+    assert "cannot tell code from process noise" in slower["reason"]
     assert rows["openvino"]["parity_worse"] is True
+    assert "warning: 1 cell(s) slower and 0 faster by more than 10%, 2 within" in err
     assert main(["compare", str(base), str(base), "--format", "markdown"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("### ") and "unchanged: 3" in out and "| cell_id" in out
+    assert out.startswith("### ") and "within: 3" in out and "| cell_id" in out
+
+
+def test_a_slower_single_run_is_a_difference_not_a_failure(tmp_path, capsys):
+    # One process per side: even 30% slower is reported with the warning, exit 0 (the gate judges).
+    from resnet_bench.cli import main
+    rng = np.random.default_rng(9)
+    base = _hand_made_run(tmp_path / "base", "abc", [("torch", rng.normal(20, 0.3, 40), "pass")])
+    head = _hand_made_run(tmp_path / "head", "abc", [("torch", rng.normal(26, 0.3, 40), "pass")])
+    assert main(["compare", str(base), str(head)]) == 0
+    assert "1 cell(s) slower" in capsys.readouterr().err
 
 
 def test_compare_refuses_other_fingerprints(tmp_path, capsys):
@@ -177,6 +208,6 @@ def test_compare_baseline_warns_only(tmp_path, capsys):
     head = _hand_made_run(tmp_path / "head", "abc", [("torch", rng.normal(30, 0.3, 40), "pass")])
     _hand_made_run(tmp_path / "baselines" / "abc", "abc", [("torch", rng.normal(20, 0.3, 40), "pass")])
     assert main(["compare", str(head), "--baseline", "--baselines", str(tmp_path / "baselines")]) == 0
-    assert "warning: regressions against the stored baseline" in capsys.readouterr().err
+    assert "warning: 1 cell(s) slower" in capsys.readouterr().err
     assert main(["compare", str(head), "--baseline", "--baselines", str(tmp_path / "none")]) == 0
     assert "no stored baseline" in capsys.readouterr().err

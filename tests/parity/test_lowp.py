@@ -11,7 +11,7 @@ from resnet_bench.measure import roofs
 from resnet_bench.model.images import load_images, load_labelled_images, parity_images
 from resnet_bench.model.spec import ModelSpec
 from resnet_bench.numerics.agreement import agreement, logit_noise
-from resnet_bench.parity.accuracy import accuracy_verdict, judge_accuracy
+from resnet_bench.parity.accuracy import AccuracyBudget, accuracy_columns
 from resnet_bench.parity.verdict import judge, reference_logits, run_parity
 from tests.conftest import SMALL
 
@@ -54,15 +54,22 @@ def test_accuracy_relative_to_fp32_follows_mlperf_rule():
     out = ref.copy()
     flipped = np.flatnonzero(fp32_right)[:2]
     out[flipped, (labels[flipped] + 1) % 10] = 5.0  # the cell gets 2 of fp32's right answers wrong
-    judged = judge_accuracy(out, ref, labels, "int8")
-    assert judged["fp32_top1"] == pytest.approx(fp32_right.mean())
-    assert judged["top1"] == pytest.approx(fp32_right.mean() - 0.02)
-    assert judged["relative_top1"] < 0.99 and "of fp32's" in judged["reason"]
-    assert judge_accuracy(ref, ref, labels, "int8") == {"top1_agreement": 1.0, "fp32_top1": fp32_right.mean(),
-                                                         "top1": fp32_right.mean(), "relative_top1": 1.0,
-                                                         "reason": ""}
-    no_labels = judge_accuracy(out, ref, None, "int8")
-    assert no_labels["top1_agreement"] == 0.98 and no_labels["reason"] == "" and "top1" not in no_labels
+    judged = accuracy_columns(out, ref, labels, "int8")
+    assert judged["reference_accuracy_top1"] == pytest.approx(fp32_right.mean())
+    assert judged["accuracy_top1"] == pytest.approx(fp32_right.mean() - 0.02)
+    assert judged["accuracy_drop"] == pytest.approx(0.02 / fp32_right.mean())  # 2.5% of fp32's
+    assert judged["accuracy_status"] == "fail" and "over the 1.0% allowed" in judged["accuracy_reason"]
+    assert judged["accuracy_drop_low"] < judged["accuracy_drop"] < judged["accuracy_drop_high"]
+    # a 3% budget takes it; the same logits judged against themselves lose nothing
+    assert accuracy_columns(out, ref, labels, "int8", AccuracyBudget(max_drop=0.03))["accuracy_status"] == "pass"
+    same = accuracy_columns(ref, ref, labels, "int8")
+    assert same["accuracy_status"] == "pass" and same["accuracy_drop"] == 0 and same["top1_agreement"] == 1.0
+    no_labels = accuracy_columns(out, ref, None, "int8")
+    assert no_labels["top1_agreement"] == 0.98 and no_labels["accuracy_status"] == "pass"
+    assert "accuracy_top1" not in no_labels
+    seeded = accuracy_columns(out, ref, labels, "int8", real=False)
+    assert seeded["accuracy_status"] == "not established" and "give --weights" in seeded["accuracy_reason"]
+    assert accuracy_columns(out, ref, labels, "fp16", real=False)["accuracy_status"] == "not needed"
 
 
 def _pngs(folder, count, seed):
@@ -100,15 +107,15 @@ def test_real_weights_and_labelled_folder_end_to_end(tmp_path):
     flat_images, flat_labels = load_labelled_images(flat, 64, labels=tmp_path / "labels.txt")
     assert np.array_equal(flat_labels, truth) and np.array_equal(flat_images, load_images(flat, 64))
 
-    fp32 = accuracy_verdict(exporter, "onnxruntime", BackendOptions(precision="fp32"), images, labels)
-    assert fp32.status == "pass" and fp32.top1_agreement == 1.0
-    assert fp32.fp32_top1 == fp32.top1 == 0.75 and fp32.relative_top1 == 1.0
-    int8 = accuracy_verdict(exporter, "onnxruntime", BackendOptions(precision="int8"), images, labels)
-    assert int8.fp32_top1 == 0.75 and int8.top1 is not None and int8.images == 12
-    assert int8.relative_top1 == pytest.approx(int8.top1 / 0.75)
-    assert int8.status == ("pass" if int8.relative_top1 >= 0.99 and int8.top1_agreement >= 0.95 else "fail")
-    torch_int8 = accuracy_verdict(exporter, "torch", BackendOptions(precision="int8"), images, labels)
-    assert torch_int8.status == "unavailable"
+    verdicts = {v.precision: v for v in run_parity(exporter, ("onnxruntime",), "cpu", ("fp32", "int8"), images)}
+    reference = reference_logits(exporter, images)
+    fp32 = accuracy_columns(verdicts["fp32"].output, reference, labels, "fp32")
+    assert fp32["accuracy_status"] == "pass" and fp32["top1_agreement"] == 1.0
+    assert fp32["reference_accuracy_top1"] == fp32["accuracy_top1"] == 0.75 and fp32["accuracy_drop"] == 0
+    int8 = accuracy_columns(verdicts["int8"].output, reference, labels, "int8")
+    assert int8["reference_accuracy_top1"] == 0.75 and int8["accuracy_images"] == 12
+    assert int8["accuracy_drop"] == pytest.approx(1 - int8["accuracy_top1"] / 0.75)
+    assert int8["accuracy_status"] == ("pass" if int8["accuracy_top1"] >= 0.99 * 0.75 else "fail")
 
     with pytest.raises(ValueError, match="class folder names must be class indices"):
         (classes / "cats").mkdir()

@@ -7,7 +7,7 @@ from resnet_bench.cli import main
 from resnet_bench.report import build_report
 from resnet_bench.report.load import load_runs
 from resnet_bench.report.sections import reason_counts, validity_section
-from resnet_bench.report.selection import Constraints
+from resnet_bench.select.rules import Constraints
 
 SECTIONS = ["## 1. Table 1, reproduced", "## 2. Speed against FLOPs", "## 3. Batch scaling",
             "## 4. Parity matrix", "## 5. Under load (MLPerf LoadGen)", "## 6. Deployment-target selection",
@@ -61,7 +61,7 @@ def loadgen_dir(tmp_path_factory, store_dir, small_artifacts):
     with pytest.MonkeyPatch.context() as patch:
         patch.setitem(RULES, "loadgen_reference", StopRule(warmup_iters=2, warmup_s=0, min_iters=40, min_s=0.2,
                                                             max_s=2))
-        run_cell(config, path, RunWriter(path), "test", span=Duration("test", 0.5))
+        run_cell(config, path, RunWriter(path), {"fingerprint_id": "test"}, span=Duration("test", 0.5))
     return path
 
 

@@ -22,7 +22,13 @@ from resnet_bench.scenarios.loadgen import settings  # noqa: E402
 from resnet_bench.scenarios.loadgen.cell import Inputs, Plan, ScenarioRunner  # noqa: E402
 from resnet_bench.scenarios.loadgen.search import peak_search  # noqa: E402
 from resnet_bench.scenarios.loadgen.settings import MLPERF, Duration, Load, build_settings  # noqa: E402
-from resnet_bench.scenarios.loadgen.sut import SystemUnderTest, direct_runner, lane_runners, run_loadgen  # noqa: E402
+from resnet_bench.scenarios.loadgen.sut import (  # noqa: E402
+    Batching,
+    SystemUnderTest,
+    direct_runner,
+    lane_runners,
+    run_loadgen,
+)
 
 SERVICE_S = 0.010
 SPAN = Duration("test", min_duration_s=0.5)
@@ -246,3 +252,52 @@ def test_a_lane_refills_from_staged_tensors_and_pads_the_last_batch():
     expected = IMAGES[[5, 2, 7, 5]].astype(np.float16)
     np.testing.assert_array_equal(target.numpy(), expected)
     np.testing.assert_array_equal(pad(IMAGES[:2], 3), IMAGES[[0, 1, 0]])
+
+
+# -- the quick Server setting holds the percentile it names; the dynamic batcher -------------------
+
+def test_a_server_run_whose_p90_is_within_the_bound_passes_with_the_quick_query_count(tmp_path):
+    """Every 25th answer is slow (10.5 ms against a 10 ms bound; the others 1 ms): 4% over the bound,
+    so p90 is well within it. With 256 queries early stopping lets 14 over the bound pass: VALID.
+    With the old 64 it lets 1 pass: INVALID, and said to need more queries, not to be over the bound."""
+    def run(queries: int, folder: str):
+        backend = ServiceTimeBackend(0.001, slow_every=25, slow_s=0.0105)
+        span = Duration("test", min_duration_s=0.5, server_queries=queries)
+        sut = SystemUnderTest(IMAGES, lanes=[direct_runner(backend)])
+        return run_loadgen(sut, Load("server", target_qps=50, bound_ms=10), span, tmp_path / folder).result
+
+    quick = run(256, "quick")
+    assert quick.query_count >= 256 and quick.overlatency_allowed == 14
+    assert quick.valid and 8 <= quick.overlatency_queries <= 14, quick.reasons
+    assert quick.latency_ms["p90"] < 10
+    few = run(64, "few")
+    assert not few.valid and few.overlatency_allowed == 1 and few.overlatency_queries >= 2
+    assert few.latency_ms["p90"] < 10
+    (why,) = few.reasons
+    assert why.startswith("needs more queries: the measured p90 is within the bound, but early stopping lets at "
+                          "most 1 of 64 queries over it pass")
+
+
+def test_the_dynamic_batcher_serves_what_one_request_at_a_time_cannot(tmp_path):
+    """One compute unit whose batch of b takes 4 + 0.5 b ms: one image at a time it serves at most
+    1 / 4.5 ms = 222 QPS; batches of up to 16 (12 ms) serve 1,333. At 600 QPS and a 30 ms bound:
+    without batching the queue grows (INVALID); with the batcher, chosen from the bound (16, 3 ms)
+    LoadGen counts every query answered within the bound."""
+    backend = ServiceTimeBackend(0.004, serial=True, per_image_s=0.0005)
+    service = {b: 1e3 * backend.service(b) for b in (1, 2, 4, 8, 16, 32)}
+    batching = Batching.for_bound(30, service)
+    assert (batching.max_batch, round(batching.timeout_s * 1e3, 6), batching.buckets) == (16, 3.0, (1, 2, 4, 8, 16))
+    span = Duration("test", min_duration_s=1.0)
+    images = np.random.default_rng(0).random((64, 3, 4, 4), dtype=np.float32)
+    load = Load("server", target_qps=600, bound_ms=30)
+    lane = direct_runner(backend)
+    lane.warm_sizes = batching.buckets
+    batched = run_loadgen(SystemUnderTest(images, lanes=[lane], batching=batching), load, span, tmp_path / "b")
+    assert batched.result.valid, batched.result.reasons
+    assert batched.result.qps == pytest.approx(600, rel=0.1)
+    assert batched.result.latency_ms["p99"] < 30
+    mean = np.mean(batched.batches)
+    assert 2 <= mean <= 16 and max(batched.batches) <= 16  # batches formed, never past the largest bucket
+    alone = run_loadgen(SystemUnderTest(images, lanes=[direct_runner(ServiceTimeBackend(
+        0.004, serial=True, per_image_s=0.0005))]), load, span, tmp_path / "a")
+    assert not alone.result.valid and alone.result.latency_ms["p90"] > 30

@@ -34,19 +34,21 @@ from resnet_bench.backends.open import open_backend
 from resnet_bench.measure.timing import RULES, StopRule
 from resnet_bench.measure.validity import PARITY_FAILED, reason
 from resnet_bench.model.architecture import check_depth
-from resnet_bench.model.images import parity_images, read_labels, synthetic_images
+from resnet_bench.model.images import evaluation_set, images_sha256, synthetic_images
 from resnet_bench.model.spec import ModelSpec
-from resnet_bench.numerics.agreement import top1_accuracy
 from resnet_bench.numerics.precision import check_precision
+from resnet_bench.parity.accuracy import AccuracyBudget, accuracy_columns, check_inputs
 from resnet_bench.parity.verdict import judge_outputs, reference_logits
 from resnet_bench.results.rows import Run, failure_row, measured_row
 from resnet_bench.scenarios import closed_loop
 from resnet_bench.scenarios.loadgen.search import peak_search
 from resnet_bench.scenarios.loadgen.settings import MULTISTREAM_SAMPLES, SCENARIOS, Duration, Load, duration
 from resnet_bench.scenarios.loadgen.sut import (
+    Batching,
     Outcome,
     Runner,
     SystemUnderTest,
+    bucket_lanes,
     direct_runner,
     lane_runners,
     run_loadgen,
@@ -54,6 +56,9 @@ from resnet_bench.scenarios.loadgen.sut import (
 
 DEFAULT_BOUND_MS = {"cuda": 15.0, "cpu": 100.0}  # ResNet-50's MLPerf bound on a GPU; a CPU's usable default
 DEFAULT_OFFLINE_BATCHES = {"cpu": (1, 8), "cuda": (8, 32, 128)}
+# The batch sizes the Server's dynamic batcher may form (each is probed until one's service time
+# passes half the latency bound).
+BATCH_CANDIDATES = {"cpu": (1, 2, 4, 8), "cuda": (1, 2, 4, 8, 16, 32, 64, 128, 256)}
 SERVER_MODES = ("latency", "throughput")
 OFFLINE_MARGIN = 1.3  # Offline's expected rate over the measured one: the run lasts ~1.4x its minimum
 
@@ -69,6 +74,7 @@ class Plan:
     tolerance: float = 0.1  # the peak search stops when the bracket is within 1 + tolerance
     max_steps: int = 8
     reference_rule: StopRule = field(default_factory=lambda: RULES["loadgen_reference"])
+    batch_candidates: tuple[int, ...] = (1,)  # Server's dynamic batcher: the sizes it may form ((1,): none)
 
 
 @dataclass
@@ -109,25 +115,27 @@ class ScenarioRunner:
         return self._latency
 
     def _sut(self, images: np.ndarray, runner: Runner | list[Runner], batch: int = 1,
-             keep: bool = False) -> SystemUnderTest:
+             keep: bool = False, batching: Batching | None = None) -> SystemUnderTest:
         if isinstance(runner, list):
             if all(getattr(run, "reads_staged", False) for run in runner):  # device memory on a GPU
                 images = self.backend.stage(images)
-            return SystemUnderTest(images, lanes=runner, batch=batch, keep_outputs=keep)
+            return SystemUnderTest(images, lanes=runner, batch=batch, keep_outputs=keep, batching=batching)
         return SystemUnderTest(images, inline=runner, batch=batch, keep_outputs=keep)
 
-    def _accuracy(self, scenario: str, runner: Runner | list[Runner], batch: int = 1, **load) -> np.ndarray:
+    def _accuracy(self, scenario: str, runner: Runner | list[Runner], batch: int = 1,
+                  batching: Batching | None = None, **load) -> np.ndarray:
         images = self.inputs.accuracy_images
-        outcome = run_loadgen(self._sut(images, runner, batch, keep=True), Load(scenario, accuracy=True, **load),
-                              self.plan.span, self.log_root / scenario / "accuracy")
+        outcome = run_loadgen(self._sut(images, runner, batch, keep=True, batching=batching),
+                              Load(scenario, accuracy=True, **load), self.plan.span,
+                              self.log_root / scenario / "accuracy")
         missing = sorted(set(range(len(images))) - set(outcome.outputs))
         if missing:
             raise RuntimeError(f"LoadGen's accuracy run left {len(missing)} samples unanswered")
         return np.stack([outcome.outputs[i] for i in range(len(images))])
 
     def _perform(self, scenario: str, runner: Runner | list[Runner], load: Load, batch: int = 1,
-                 folder: str = "performance") -> Outcome:
-        sut = self._sut(self.inputs.performance_images, runner, batch)
+                 folder: str = "performance", batching: Batching | None = None) -> Outcome:
+        sut = self._sut(self.inputs.performance_images, runner, batch, batching=batching)
         return run_loadgen(sut, load, self.plan.span, self.log_root / scenario / folder)
 
     @staticmethod
@@ -161,10 +169,14 @@ class ScenarioRunner:
         return ScenarioResult(self._values(outcome, MULTISTREAM_SAMPLES), outputs)
 
     def offline(self) -> ScenarioResult:
-        """The batch of the most images/s, measured in throughput mode on this instance."""
-        measured = {batch: self._measure("throughput", batch) for batch in self.plan.offline_batches}
+        """The batch of the most images/s, measured in this instance's mode: throughput (its
+        lanes), or latency (one request at a time: with CUDA graphs, which replay on one stream)."""
+        one_lane = self.backend.options.mode == "latency"
+        mode = "latency" if one_lane else "throughput"
+        measured = {batch: self._measure(mode, batch) for batch in self.plan.offline_batches}
         batch = max(measured, key=lambda b: measured[b].images_per_s)
-        lanes = lane_runners(self.backend, self.backend.in_flight(), batch, self.shape)
+        lanes = ([direct_runner(self.backend, batch)] if one_lane else
+                 lane_runners(self.backend, self.backend.in_flight(), batch, self.shape))
         outputs = self._accuracy("offline", lanes, batch)
         # LoadGen sizes the one query by the expected rate (rate x min duration x 1.1 samples): a guess
         # below the real rate ends the run early, INVALID. Ask for more; once more if still short.
@@ -185,27 +197,51 @@ class ScenarioRunner:
         capacity = self._measure("throughput", 1)
         return lane_runners(self.backend, self.backend.in_flight(), 1, self.shape), capacity
 
+    def batching(self) -> tuple[Batching, dict[int, float]]:
+        """The dynamic batcher for this instance under the plan's bound: each candidate batch's
+        service time (closed-loop p50, one request at a time) probed until one passes half the
+        bound, then ``Batching.for_bound``."""
+        service: dict[int, float] = {}
+        for batch in self.plan.batch_candidates:
+            prepared = self.backend.prepare(self.inputs.performance_images[:batch])
+            service[batch] = closed_loop.latency(self.backend, prepared, batch, RULES["batch_probe"]).stats[
+                "latency_ms_p50"]
+            if service[batch] > self.plan.bound_ms / 2:
+                break
+        return Batching.for_bound(self.plan.bound_ms, service), service
+
     def server(self) -> ScenarioResult:
         plan = self.plan
         lanes, capacity = self._server_lanes()
-        outputs = self._accuracy("server", lanes, bound_ms=plan.bound_ms)
+        batching, service = (self.batching() if len(plan.batch_candidates) > 1 else (None, {}))
+        start = capacity.images_per_s / 2
+        if batching is not None and batching.max_batch > 1:  # the same streams, ready for every bucket
+            if self.backend.options.mode == "latency":
+                lanes[0].warm_sizes = batching.buckets
+            else:
+                lanes = bucket_lanes(self.backend, self.backend.in_flight(), batching.buckets, self.shape)
+            start = max(start, len(lanes) * batching.max_batch / (service[batching.max_batch] / 1e3) / 2)
+        outputs = self._accuracy("server", lanes, batching=batching, bound_ms=plan.bound_ms)
 
         def run_at(qps: float, folder: str) -> Outcome:
-            return self._perform("server", lanes, Load("server", target_qps=qps, bound_ms=plan.bound_ms), 1, folder)
+            return self._perform("server", lanes, Load("server", target_qps=qps, bound_ms=plan.bound_ms), 1, folder,
+                                 batching=batching)
 
-        closed = self._closed_loop(capacity)
+        closed = {**self._closed_loop(capacity),
+                  "server_batching": batching.describe() if batching else "no batching (batch 1)"}
         if plan.server_qps is not None:
             outcome = run_at(plan.server_qps, "performance")
             return ScenarioResult(self._values(outcome, 1, latency_bound_ms=plan.bound_ms, server_search_steps=0,
-                                               **closed), outputs)
-        peak, steps = peak_search(run_at, capacity.images_per_s / 2, plan.tolerance, plan.max_steps)
+                                               server_mean_batch=_mean(outcome.batches), **closed), outputs)
+        peak, steps = peak_search(run_at, start, plan.tolerance, plan.max_steps)
         records = [step.record() for step in steps]
         (self.log_root / "server" / "search.json").write_text(json.dumps(
-            {"bound_ms": plan.bound_ms, "start_qps": capacity.images_per_s / 2, "tolerance": plan.tolerance,
+            {"bound_ms": plan.bound_ms, "start_qps": start, "tolerance": plan.tolerance,
+             "batching": closed["server_batching"], "service_ms": {str(b): ms for b, ms in service.items()},
              "peak_qps": peak.target_qps if peak else None, "steps": records}, indent=2))
         chosen = peak or min(steps, key=lambda s: s.target_qps)
         values = self._values(chosen.outcome, 1, latency_bound_ms=plan.bound_ms, server_search_steps=len(steps),
-                              **closed)
+                              server_mean_batch=_mean(chosen.outcome.batches), **closed)
         if peak is None:
             values["loadgen_invalid_reason"] = (f"no target QPS VALID down to {chosen.target_qps:.3g}: "
                                                 + values["loadgen_invalid_reason"])
@@ -234,16 +270,23 @@ class LoadgenConfig:
     artifacts: str = "artifacts"
     images: str | None = None  # accuracy images (default: the seeded parity images)
     labels: str | None = None  # "file label" lines for --images: accuracy besides agreement
+    calibration_images: str | None = None  # int8 calibrates on these (disjoint from --images); None: seeded
+    max_accuracy_drop: float = 0.01  # relative top-1 drop a precision may cost (MLPerf: 1%)
+    min_top1_agreement: float | None = None  # unlabelled real images: the agreement floor (None: per precision)
     accuracy_count: int = 32
     tolerance: float = 0.1
     max_steps: int = 8
+    batching: bool = True  # Server: the dynamic batcher (batch sizes from BATCH_CANDIDATES)
+    cuda_graphs: bool = False  # torch on CUDA: Offline on one lane replaying CUDA graphs (torch-compile: their mode)
 
     def __post_init__(self) -> None:
         check_depth(self.depth)
         backend_class(self.backend)
         check_precision(self.precision)
-        BackendOptions(self.device, threads=self.threads)
-        ModelSpec(self.depth, self.variant, self.weights, input_size=self.input_size)
+        BackendOptions(self.device, threads=self.threads, cuda_graphs=self.cuda_graphs)
+        spec = ModelSpec(self.depth, self.variant, self.weights, input_size=self.input_size)
+        AccuracyBudget(self.max_accuracy_drop, self.min_top1_agreement)
+        check_inputs(spec.num_classes, self.images, self.labels, self.calibration_images)
         if not self.scenarios:
             raise ValueError("scenario: give at least one")
         for scenario in self.scenarios:
@@ -258,8 +301,6 @@ class LoadgenConfig:
             raise ValueError(f"server mode must be latency or throughput, got {self.server_mode!r}")
         if self.offline_batches is not None and (not self.offline_batches or min(self.offline_batches) < 1):
             raise ValueError(f"offline batches must be at least 1, got {list(self.offline_batches)}")
-        if self.labels is not None and self.images is None:
-            raise ValueError("--labels needs --images (the labelled images)")
         if self.accuracy_count < 1 or not self.tolerance > 0 or self.max_steps < 1:
             raise ValueError("accuracy count and search steps must be at least 1, tolerance positive")
 
@@ -270,30 +311,36 @@ class LoadgenConfig:
         return Plan(span or duration(self.duration, self.percentile),
                     self.latency_bound_ms or DEFAULT_BOUND_MS[self.device], self.server_qps,
                     self.offline_batches or DEFAULT_OFFLINE_BATCHES[self.device], self.tolerance, self.max_steps,
-                    RULES["loadgen_reference"])
+                    RULES["loadgen_reference"], BATCH_CANDIDATES[self.device] if self.batching else (1,))
 
     def instances(self) -> list[tuple[str, tuple[str, ...]]]:
         """(instance mode, its scenarios in order), latency first."""
         server = self.server_mode or ("latency" if self.device == "cpu" else "throughput")
-        on = {"singlestream": "latency", "multistream": "latency", "offline": "throughput", "server": server}
+        offline = "latency" if self.cuda_graphs else "throughput"  # graphs replay on one stream
+        on = {"singlestream": "latency", "multistream": "latency", "offline": offline, "server": server}
         return [(mode, tuple(s for s in SCENARIOS if s in self.scenarios and on[s] == mode))
                 for mode in SERVER_MODES if any(on[s] == mode for s in self.scenarios)]
 
 
-def run_cell(config: LoadgenConfig, run_dir: str | Path, writer, fingerprint_id: str = "",
+def run_cell(config: LoadgenConfig, run_dir: str | Path, writer, fingerprint: dict | None = None,
              span: Duration | None = None, on_row=None) -> list[dict]:
     """Every scenario of ``config`` as a row in ``writer`` (a results.RunWriter); LoadGen's logs
-    under ``run_dir/loadgen/<cell id>/``. Failures are rows."""
+    under ``run_dir/loadgen/<cell id>/``. Failures are rows. ``fingerprint``: the run's
+    (``machine.fingerprint.collect()``), for the rows' machine and provenance."""
     plan = config.plan(span)
-    run = Run(Path(run_dir).name, fingerprint_id)
+    run = Run.of(Path(run_dir).name, fingerprint or {})
     spec = ModelSpec(config.depth, config.variant, config.weights, input_size=config.input_size)
     batches = tuple(sorted({1, MULTISTREAM_SAMPLES, *plan.offline_batches}))
-    exporter = Exporter(spec, ExportOptions(batches=batches, out=Path(config.artifacts)))
-    accuracy_images = parity_images(config.input_size, config.accuracy_count, folder=config.images)
-    labels = read_labels(config.labels, config.images) if config.labels else None
-    count = max(plan.span.performance_samples, *plan.offline_batches)
-    inputs = Inputs(accuracy_images, synthetic_images(count, config.input_size, seed=5).numpy(),
-                    reference_logits(exporter, accuracy_images))
+    calibration = Path(config.calibration_images) if config.calibration_images else None
+    exporter = Exporter(spec, ExportOptions(batches=batches, out=Path(config.artifacts),
+                                            calibration_images=calibration))
+    evaluation = evaluation_set(config.input_size, config.accuracy_count, config.images, config.labels)
+    count = max(plan.span.performance_samples, *plan.offline_batches, *plan.batch_candidates)
+    inputs = Inputs(evaluation.images, synthetic_images(count, config.input_size, seed=5).numpy(),
+                    reference_logits(exporter, evaluation.images))
+    budget = AccuracyBudget(config.max_accuracy_drop, config.min_top1_agreement)
+    hashes = {"images_sha256": evaluation.sha256,
+              "calibration_sha256": images_sha256(calibration) if calibration else None}
     rules = plan.span.rules(plan.bound_ms)
     rows: list[dict] = []
 
@@ -308,7 +355,8 @@ def run_cell(config: LoadgenConfig, run_dir: str | Path, writer, fingerprint_id:
             on_row(row)
 
     for mode, names in config.instances():
-        options = BackendOptions(config.device, config.precision, config.threads, mode=mode)
+        options = BackendOptions(config.device, config.precision, config.threads, mode=mode,
+                                 cuda_graphs=config.cuda_graphs)
         try:
             opened = open_backend(config.backend, options, exporter)
         except Exception as exc:
@@ -331,18 +379,23 @@ def run_cell(config: LoadgenConfig, run_dir: str | Path, writer, fingerprint_id:
                            if r]
                 if verdict.status != "pass":
                     reasons.append(PARITY_FAILED)
-                if labels is not None:
-                    values.update(accuracy_top1=top1_accuracy(result.accuracy_outputs, labels),
-                                  reference_accuracy_top1=top1_accuracy(inputs.reference, labels))
+                values.update(accuracy_columns(result.accuracy_outputs, inputs.reference, evaluation.labels,
+                                               config.precision, budget,
+                                               real=config.weights is not None and evaluation.real))
                 values.update(parity_status=verdict.status, rel_l2_err=verdict.rel_l2_err,
-                              top1_agreement=verdict.top1_agreement, loadgen_accuracy_samples=len(accuracy_images),
-                              export_s=opened.export_s, export_cached=opened.export_cached, load_s=opened.load_s)
+                              top1_agreement=verdict.top1_agreement, loadgen_accuracy_samples=len(evaluation.images),
+                              export_s=opened.export_s, export_cached=opened.export_cached, load_s=opened.load_s,
+                              cuda_graphs=bool(config.cuda_graphs and mode == "latency"), **hashes)
                 values["loadgen_log_dir"] = os.path.relpath(values["loadgen_log_dir"], run_dir)
                 batch = values.pop("batch_size")
                 emit(measured_row(cell(name, batch), run, images_per_s=values.pop("images_per_s"), reasons=reasons,
                                   status="ok" if verdict.status == "pass" else "parity_failed", error=verdict.reason,
                                   runtime=backend.describe(), scenario=name, loadgen_rules=rules, **values))
     return rows
+
+
+def _mean(values) -> float | None:
+    return float(np.mean(values)) if len(values) else None
 
 
 def _batch(scenario: str) -> int:

@@ -12,6 +12,8 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from resnet_bench.scenarios.loadgen.settings import overlatency_allowed
+
 DETAIL = "mlperf_log_detail.txt"
 PERCENTILES = {50: "50.00", 90: "90.00", 99: "99.00"}
 
@@ -61,6 +63,7 @@ class LoadgenResult:
     early_stopping_ms: float  # LoadGen's early-stopping estimate of the held percentile; NaN if none
     early_stopping: str  # LoadGen's early-stopping text, on one line
     overlatency_queries: int | None  # Server: queries over the bound
+    overlatency_allowed: int | None  # Server: the most over the bound early stopping passes at this count
     errors: tuple[str, ...]
     settings: dict  # LoadGen's effective test settings, as it logged them
 
@@ -72,7 +75,7 @@ class LoadgenResult:
                 "loadgen_invalid_reason": "; ".join(self.reasons),
                 "loadgen_percentile": round(100 * self.percentile, 3),
                 "early_stopping_ms": self.early_stopping_ms, "early_stopping": self.early_stopping,
-                "overlatency_queries": self.overlatency_queries}
+                "overlatency_queries": self.overlatency_queries, "overlatency_allowed": self.overlatency_allowed}
 
 
 def _reasons(values: dict, errors: list[str]) -> tuple[str, ...]:
@@ -88,7 +91,16 @@ def _reasons(values: dict, errors: list[str]) -> tuple[str, ...]:
     if values.get("result_min_queries_met") is False:
         reasons.append(f"min queries ({values.get('effective_min_query_count')}) not met")
     if values.get("early_stopping_met") is False:
-        reasons.append(f"early stopping not met ({_one_line(values.get('early_stopping_result'))})")
+        over, queries = values.get("result_overlatency_query_count"), values.get("result_query_count")
+        if (values.get("effective_scenario") == "Server" and values.get("result_perf_constraints_met") is not False
+                and over is not None and queries):
+            pct = 100 * float(values.get("effective_target_latency_percentile", 0))
+            allowed = overlatency_allowed(int(queries), pct)
+            reasons.append(f"needs more queries: the measured p{pct:g} is within the bound, but early stopping lets "
+                           f"at most {allowed if allowed is not None else 'none'} of {queries} queries over it pass "
+                           f"and {over} were")
+        else:
+            reasons.append(f"early stopping not met ({_one_line(values.get('early_stopping_result'))})")
     said = _one_line(values.get("result_invalid_reason"))
     if said:
         reasons.append(f"LoadGen: {said}")
@@ -132,5 +144,8 @@ def parse(folder: str | Path) -> LoadgenResult:
         target_latency_ms=_ms(values.get("effective_target_latency_ns")) if scenario == "Server" else math.nan,
         latency_ms=latency, early_stopping_ms=_ms(values.get(early)) if early else math.nan,
         early_stopping=_one_line(values.get("early_stopping_result")),
-        overlatency_queries=int(overlatency) if overlatency is not None else None, errors=tuple(errors),
+        overlatency_queries=int(overlatency) if overlatency is not None else None,
+        overlatency_allowed=(overlatency_allowed(queries, float(values.get("effective_target_latency_percentile", 0.9)))
+                             if scenario == "Server" and queries else None),
+        errors=tuple(errors),
         settings={key[len("effective_"):]: value for key, value in values.items() if key.startswith("effective_")})

@@ -68,12 +68,15 @@ WARMUP_CALLS = 2  # per lane thread, in that thread, before each LoadGen run (fi
 WARMUP_TIMEOUT_S = 900.0  # a lane whose warm-up hangs (a TensorRT build, say) ends the run with an error
 
 
-def direct_runner(backend: Backend) -> Runner:
-    """The backend's own lifecycle, one request at a time (a latency-mode instance)."""
+def direct_runner(backend: Backend, batch: int | None = None) -> Runner:
+    """The backend's own lifecycle, one request at a time (a latency-mode instance). With
+    ``batch``, a shorter request is padded to it (one input shape: a CUDA graph recorded per shape
+    is never recorded inside a timed query)."""
     def run(images: np.ndarray) -> np.ndarray:
-        output = backend.run(backend.prepare(images))
+        real = len(images)
+        output = backend.run(backend.prepare(pad(images, batch) if batch else images))
         backend.sync()
-        return backend.fetch(output)
+        return np.asarray(backend.fetch(output))[:real]
     return run
 
 
@@ -95,15 +98,78 @@ def lane_runners(backend: Backend, count: int, batch: int, shape: tuple[int, ...
     return [runner(buffer, work) for buffer, work in zip(buffers, works, strict=True)]  # warmed by the SUT
 
 
+def bucket_lanes(backend: Backend, count: int, buckets: tuple[int, ...], shape: tuple[int, ...]) -> list[Runner]:
+    """``count`` request streams for the dynamic batcher, each with an input buffer per batch size
+    in ``buckets``: a batch runs on the smallest bucket that holds it, padded. Buffers are made
+    bucket by bucket, lanes inside (so stream i of every bucket is the backend's lane i)."""
+    buckets = tuple(sorted(set(buckets)))
+    buffers = [backend.prepare(np.zeros((b, *shape), np.float32)) for b in buckets for _ in range(count)]
+    works = request_streams(backend, buffers)
+
+    def runner(lane: int) -> Runner:
+        own = {b: (buffers[j * count + lane], works[j * count + lane]) for j, b in enumerate(buckets)}
+
+        def run(images: np.ndarray) -> np.ndarray:
+            real = len(images)
+            bucket = next((b for b in buckets if b >= real), None)
+            if bucket is None:
+                raise ValueError(f"a batch of {real} is larger than the largest bucket ({buckets[-1]})")
+            buffer, work = own[bucket]
+            refill(buffer, pad(images, bucket))
+            return np.asarray(backend.fetch(work()))[:real]
+        run.reads_staged = True
+        run.warm_sizes = buckets  # the SUT warms each, in the lane's thread
+        return run
+
+    return [runner(lane) for lane in range(count)]
+
+
+@dataclass(frozen=True)
+class Batching:
+    """Server queries grouped into batches (a dynamic batcher, as MLPerf's GPU servers run): a
+    free lane takes the oldest waiting query, then every query that arrives until it holds
+    ``max_batch`` or ``timeout_s`` has passed since that first query arrived, and runs them as one
+    batch. ``buckets``: the batch sizes a lane is prepared for (a batch is padded to the next)."""
+
+    max_batch: int = 1
+    timeout_s: float = 0.0
+    buckets: tuple[int, ...] = (1,)
+
+    def __post_init__(self) -> None:
+        if self.max_batch < 1 or self.timeout_s < 0 or max(self.buckets) < self.max_batch:
+            raise ValueError("batching needs max_batch >= 1, timeout_s >= 0 and a bucket holding max_batch")
+
+    @classmethod
+    def for_bound(cls, bound_ms: float, service_ms: dict[int, float]) -> Batching:
+        """From the latency bound and the service time of each candidate batch size: the largest
+        batch whose service fits half the bound, and a timeout that keeps a query's wait for its
+        batch plus the batch's service within that half (the other half is left for waiting for a
+        free lane under Poisson arrivals). No candidate fits: no batching (batch 1, no wait)."""
+        half = bound_ms / 2
+        fits = sorted(b for b, ms in service_ms.items() if ms <= half)
+        if not fits:
+            return cls(1, 0.0, (1,))
+        largest = fits[-1]
+        return cls(largest, max(0.0, half - service_ms[largest]) / 1e3, tuple(fits))
+
+    def describe(self) -> str:
+        return (f"dynamic batching up to {self.max_batch}, {self.timeout_s * 1e3:.3g} ms timeout, buckets "
+                f"{','.join(map(str, self.buckets))}" if self.max_batch > 1 else "no batching (batch 1)")
+
+
 class SystemUnderTest:
     """LoadGen's SUT and QSL over one backend. Samples are images already in memory (``images``,
     indexed by LoadGen's sample index); in accuracy runs every answer is kept by index."""
 
     def __init__(self, images: np.ndarray, inline: Runner | None = None, lanes: list[Runner] | None = None,
-                 batch: int = 1, keep_outputs: bool = False) -> None:
+                 batch: int = 1, keep_outputs: bool = False, batching: Batching | None = None) -> None:
         if (inline is None) == (lanes is None):
             raise ValueError("a SUT answers inline or through lanes, not both")
+        if batching is not None and lanes is None:
+            raise ValueError("the dynamic batcher runs on lanes")
         self.images, self.inline, self.lanes, self.batch = images, inline, lanes or [], batch
+        self.batching = batching
+        self.batch_sizes: list[int] = []  # every batch the batcher formed
         self.keep = keep_outputs
         self.outputs: dict[int, np.ndarray] = {}
         self.errors: list[BaseException] = []
@@ -116,6 +182,11 @@ class SystemUnderTest:
             self._serve(list(samples), self.inline)
             return
         samples = list(samples)
+        if self.batching is not None:  # one entry per sample, with its arrival time
+            now = time.perf_counter()
+            for sample in samples:
+                self.queue.put((now, sample))
+            return
         for start in range(0, len(samples), self.batch):
             self.queue.put(samples[start:start + self.batch])
 
@@ -139,16 +210,41 @@ class SystemUnderTest:
 
     def _drain(self, run: Runner, ready: threading.Barrier) -> None:
         try:  # in this thread: PyTorch keeps cuDNN's autotuned plans per thread, made on a first call
-            for _ in range(WARMUP_CALLS):
-                run(self.images[:1])  # a lane pads it to its own batch
+            for size in getattr(run, "warm_sizes", (1,)):
+                for _ in range(WARMUP_CALLS):
+                    run(self.images[:size])  # a lane pads it to its own batch
         except BaseException as exc:  # __enter__ raises it: no run on a broken lane
             self.errors.append(exc)
         try:
             ready.wait()
         except threading.BrokenBarrierError:
             return
+        if self.batching is not None:
+            self._batch(run)
+            return
         while (samples := self.queue.get()) is not None:
             self._serve(samples, run)
+
+    def _batch(self, run: Runner) -> None:
+        """The dynamic batcher's loop in one lane (see ``Batching``)."""
+        limit, timeout = self.batching.max_batch, self.batching.timeout_s
+        while (first := self.queue.get()) is not None:
+            arrived, sample = first
+            samples, stop = [sample], False
+            while len(samples) < limit:
+                left = arrived + timeout - time.perf_counter()
+                try:
+                    item = self.queue.get(timeout=left) if left > 0 else self.queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:  # the run is over: serve what is held, then stop
+                    stop = True
+                    break
+                samples.append(item[1])
+            self.batch_sizes.append(len(samples))
+            self._serve(samples, run)
+            if stop:
+                return
 
     def __enter__(self) -> SystemUnderTest:
         """Start one thread per lane; each warms up in its own thread before LoadGen's first
@@ -181,6 +277,7 @@ class Outcome:
     outputs: dict[int, np.ndarray]  # accuracy runs: logits by sample index
     wall_s: float  # our clock around the run (LoadGen's set-up included)
     log_dir: Path
+    batches: tuple[int, ...] = ()  # the dynamic batcher's batch sizes, in order (empty: no batcher)
 
 
 def run_loadgen(sut: SystemUnderTest, load: Load, span: Duration, log_dir: str | Path) -> Outcome:
@@ -208,4 +305,4 @@ def run_loadgen(sut: SystemUnderTest, load: Load, span: Duration, log_dir: str |
         lg.DestroySUT(handle)
     if sut.errors:
         raise sut.errors[0]
-    return Outcome(parse(log_dir), dict(sut.outputs), wall, log_dir)
+    return Outcome(parse(log_dir), dict(sut.outputs), wall, log_dir, tuple(sut.batch_sizes))

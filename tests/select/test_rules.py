@@ -3,7 +3,7 @@ import math
 import pandas as pd
 import pytest
 
-from resnet_bench.report.selection import Constraints, pareto_front, select
+from resnet_bench.select.rules import Constraints, pareto_front, select
 
 
 def cell(backend, batch, p90_high, ips, depth=50, precision="fp32", device="cpu", status="ok", parity="pass",
@@ -127,14 +127,32 @@ def server(backend, qps, bound=100, percentile=90, depth=50, valid=True, precisi
                 rel_l2_err=1e-6, valid=valid, invalid_reasons="")
 
 
-def test_a_latency_budget_prefers_server_peaks_under_poisson_arrivals(frame):
-    rows = pd.concat([frame, pd.DataFrame([server("openvino", 9.5), server("onnxruntime", 8.0)])], ignore_index=True)
+def test_a_latency_budget_compares_every_finalists_server_peak(frame):
+    """Every finalist (ORT, OpenVINO and torch fp32) has its Server peak: the largest peak wins,
+    though ORT does more images/s in the closed loop."""
+    peaks = [server("openvino", 9.5), server("onnxruntime", 8.0), server("torch", 5.0)]
+    rows = pd.concat([frame, pd.DataFrame(peaks)], ignore_index=True)
     (pick,) = select(rows, Constraints(max_latency_ms=100, precisions=("fp32",), depths=(50,))).picks
     assert pick["source"] == "server" and pick["row"].backend == "openvino"
     assert "serves 9.5 QPS at p90 <= 100 ms under Poisson arrivals (LoadGen Server, VALID" in pick["reason"]
-    # the closed-loop figure it would otherwise have trusted is said beside it
-    assert ("closed loop alone would pick onnxruntime fp32 latency batch 1 on cpu (m1) at 16.0 images/s"
-            in pick["reason"])
+    assert "the largest Server peak of the 3 finalists, each searched" in pick["reason"]
+    assert "onnxruntime fp32 peaks at 8 QPS: tied within the search's 10% resolution" not in pick["reason"]
+    assert "onnxruntime fp32 peaks at 8 QPS: 16% fewer" in pick["reason"]
+
+
+def test_the_pick_is_not_decided_by_which_backend_ran_loadgen(frame):
+    """Only OpenVINO has a Server peak (as when the full profile ran LoadGen for one backend):
+    Server is not compared with the others' closed loop; all are compared closed-loop."""
+    rows = pd.concat([frame, pd.DataFrame([server("openvino", 66.0)])], ignore_index=True)
+    (pick,) = select(rows, Constraints(max_latency_ms=100, precisions=("fp32",), depths=(50,))).picks
+    assert pick["source"] == "closed-loop" and pick["row"].backend == "onnxruntime"  # 16 images/s beats 14.5
+    assert "Server peaks within the budget exist for 1 of 3 finalists (openvino fp32)" in pick["reason"]
+    assert "like with like" in pick["reason"]
+    # the same peak for every finalist, ORT's the largest: ORT by its peak
+    all_three = pd.concat([frame, pd.DataFrame([server("openvino", 6.0), server("onnxruntime", 9.0),
+                                                server("torch", 4.0)])], ignore_index=True)
+    (pick,) = select(all_three, Constraints(max_latency_ms=100, precisions=("fp32",), depths=(50,))).picks
+    assert pick["source"] == "server" and pick["row"].backend == "onnxruntime"
 
 
 def test_server_peaks_outside_the_question_fall_back_to_the_closed_loop_and_say_so(frame):
@@ -145,12 +163,14 @@ def test_server_peaks_outside_the_question_fall_back_to_the_closed_loop_and_say_
     (pick,) = select(frame, Constraints(max_latency_ms=100, precisions=("fp32",), depths=(50,))).picks
     assert "Closed-loop figures only (no LoadGen Server run)" in pick["reason"]
     # held to p90 does not answer a p99 question
-    rows = pd.concat([frame, pd.DataFrame([server("openvino", 9.5)])], ignore_index=True)
-    picks = select(rows, Constraints(max_latency_ms=1000, latency_percentile=99, depths=(50,))).picks
+    peaks = [server(b, q) for b, q in (("openvino", 9.5), ("onnxruntime", 8.0), ("torch", 5.0))]
+    rows = pd.concat([frame, pd.DataFrame(peaks)], ignore_index=True)
+    picks = select(rows, Constraints(max_latency_ms=1000, latency_percentile=99, precisions=("fp32",),
+                                     depths=(50,))).picks
     assert all(p["source"] == "closed-loop" for p in picks)
-    held99 = pd.concat([frame, pd.DataFrame([server("openvino", 9.5, percentile=99)])], ignore_index=True)
-    assert select(held99, Constraints(max_latency_ms=100, latency_percentile=99, depths=(50,))).picks[0][
-        "source"] == "server"
+    held99 = pd.concat([frame, pd.DataFrame([{**p, "loadgen_percentile": 99} for p in peaks])], ignore_index=True)
+    assert select(held99, Constraints(max_latency_ms=100, latency_percentile=99, precisions=("fp32",),
+                                      depths=(50,))).picks[0]["source"] == "server"
 
 
 def test_loadgen_rows_other_than_server_peaks_are_never_candidates(frame):
@@ -160,16 +180,40 @@ def test_loadgen_rows_other_than_server_peaks_are_never_candidates(frame):
     assert picks[0]["row"]["mode"] in ("latency", "throughput")  # not the 500 samples/s Offline row
 
 
-def test_min_top1_agreement_keeps_a_fast_int8_cell_with_flipped_classes_out():
-    """int8 on the seeded model passes parity by its error alone (top-1 agreement 0.5 here);
-    a user who asks for 99% agreement gets the fp32 cell, and is told the constraint."""
+def test_low_precision_on_the_seeded_model_is_timed_but_never_picked():
+    """int8 on the seeded model passes parity by its error alone (top-1 agreement 0.5 here): its
+    accuracy is not established, so the slower fp32 cell is the pick, and one sentence says why."""
     rows = pd.DataFrame([
-        {**cell("openvino", 8, 400, 24), "top1_agreement": 1.0},
-        {**cell("openvino", 8, 100, 90, precision="int8", rel=0.24), "top1_agreement": 0.5},
+        {**cell("openvino", 8, 400, 24), "top1_agreement": 1.0, "accuracy_status": "not needed"},
+        {**cell("openvino", 8, 100, 90, precision="int8", rel=0.24), "top1_agreement": 0.5,
+         "accuracy_status": "not established"},
+        {**cell("torch", 8, 100, 80, precision="bf16", rel=0.05), "top1_agreement": 0.9},  # no verdict: an old run
     ])
-    assert select(rows, Constraints()).picks[0]["row"].precision == "int8"  # fastest, by default
+    selection = select(rows, Constraints())
+    (pick,) = selection.picks
+    assert pick["row"].precision == "fp32"
+    assert selection.excluded[50] == ("ResNet-50: openvino int8, torch bf16 timed but not picked: its accuracy is not "
+                                      "established (the seeded model on synthetic images: give --weights and "
+                                      "labelled --images).")
     strict = Constraints(min_top1_agreement=0.99)
-    (pick,) = select(rows, strict).picks
-    assert pick["row"].precision == "fp32" and "top-1 agreement >= 0.99" in strict.describe()
+    assert select(rows, strict).picks[0]["row"].precision == "fp32" and "top-1 agreement >= 0.99" in strict.describe()
     with pytest.raises(ValueError, match="min_top1_agreement"):
         Constraints(min_top1_agreement=1.5)
+
+
+def test_low_precision_with_established_accuracy_is_judged_by_the_budget():
+    rows = pd.DataFrame([
+        {**cell("openvino", 8, 400, 24), "accuracy_status": "pass", "accuracy_drop": 0.0},
+        {**cell("openvino", 8, 100, 90, precision="int8", rel=0.24), "accuracy_status": "pass",
+         "accuracy_drop": 0.006},
+        {**cell("onnxruntime", 8, 90, 95, precision="int8", rel=0.3), "accuracy_status": "fail",
+         "accuracy_drop": 0.04, "accuracy_reason": "a drop of 4.0% over the 1.0% allowed"},
+    ])
+    selection = select(rows, Constraints())
+    assert selection.picks[0]["row"].backend == "openvino" and selection.picks[0]["row"].precision == "int8"
+    assert "onnxruntime int8 timed but not picked: its accuracy failed (a drop of 4.0%" in selection.excluded[50]
+    # a stricter budget than the bench's keeps int8 out too; a looser one lets the failed cell in
+    assert select(rows, Constraints(max_accuracy_drop=0.005)).picks[0]["row"].precision == "fp32"
+    assert select(rows, Constraints(max_accuracy_drop=0.05)).picks[0]["row"].backend == "onnxruntime"
+    with pytest.raises(ValueError, match="max-accuracy-drop must be between"):
+        Constraints(max_accuracy_drop=1.0)
