@@ -16,6 +16,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -96,6 +97,7 @@ def main() -> int:
     plan = gate_plan.sequential(len(models))
     fitted = characteristic(models, plan, args.threshold, args.runs)
     noisier = characteristic(noise.inflate(models, args.inflate), plan, args.threshold, args.runs)
+    bonferroni = characteristic(models, replace(plan, levels=None), args.threshold, args.runs)
     outliers = ", ".join(f"{o:+.1%}" for o in models[0].outliers)
     text = [
         "# The gate's operating characteristic, simulated under the noise measured here", "",
@@ -114,7 +116,10 @@ def main() -> int:
         *[f"| {m.cell} | {m.core:.2%} | {m.rounds} |" for m in models], "",
         "## Operating characteristic under the fitted model", "", *table(fitted, args.runs), "",
         f"## The same with every sd and outlier x{args.inflate:g} (a noisier day)", "",
-        *table(noisier, args.runs), ""]
+        *table(noisier, args.runs), "",
+        "## The same looks with Bonferroni's levels (1% over the cells and looks, whatever the noise)", "",
+        f"Each look's level {plan.false_red / plan.cells / len(plan.looks):.2g}: what the calibrated levels buy.", "",
+        *table(bonferroni, args.runs), ""]
     Path(args.out).write_text("\n".join(text))
     print("\n".join(table(fitted, args.runs)))
     return 0

@@ -342,11 +342,16 @@ def cmd_gate(args: argparse.Namespace) -> int:
     ref = args.ref or git.merge_base(repo)
     begin = time.perf_counter()
     with git.worktree(ref, repo) as base_tree, stdout_to_stderr():
+        base, tip = git.tree_provenance(base_tree), git.tree_provenance(head)
         rows = gate.run_gate(base_tree, head, config, progress=lambda text: print(f"gate: {text}", file=sys.stderr))
+    for row in rows:  # what each side was: the dirtiness is said, never refused
+        row.update(base_commit=base["commit"], head_commit=tip["commit"], head_dirty=tip["dirty"])
     plan = config.plan
-    emit_verdicts(rows, args.format, f"gate: {'the working tree' if head == repo else head} against {ref[:12]} "
-                  f"(threshold {config.threshold:.0%}, looks at {','.join(map(str, plan.looks))} rounds x "
-                  f"{plan.blocks} blocks, "
+    tip_text = (f"{tip['commit'][:12]}{' with uncommitted changes' if tip['dirty'] else ''}" if tip["commit"]
+                else "a tree outside git")
+    emit_verdicts(rows, args.format, f"gate: {'the working tree' if head == repo else head} ({tip_text}) against "
+                  f"{ref[:12]} ({(base['commit'] or '?')[:12]}) (threshold {config.threshold:.0%}, looks at "
+                  f"{','.join(map(str, plan.looks))} rounds x {plan.blocks} blocks, "
                   f"{time.perf_counter() - begin:.0f} s)", GATE_COLUMNS)
     for line in gate.failures(rows):
         print(f"gate: FAIL {line}", file=sys.stderr)

@@ -260,7 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ref", default=None, help="base git ref (default: merge-base with main)")
     p.add_argument("--head", default=None, help="source tree to test (default: this checkout's working tree)")
     p.add_argument("--rounds", type=int, default=None,
-                   help="one look at this many rounds of fresh processes per side (default: looks at 6, 10, 14 rounds)")
+                   help="one look at this many rounds of fresh processes per side (default: looks at 4 to 20)")
     p.add_argument("--blocks", type=int, default=None, help="blocks per process and cell (default 3)")
     p.add_argument("--threshold", default="10%")
     p.add_argument("--cells", type=str_list, default=None, help="depth/backend/batch,... (default: all gated)")

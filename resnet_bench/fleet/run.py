@@ -214,10 +214,12 @@ def _fail(fleet: Fleet, task: Task, cells: dict, why: str, prices) -> None:
 
 
 def _drop_stranded(ray, fleet: Fleet, pending: list[Task], cells: dict, prices, progress) -> None:
-    """Tasks of a kind that has no alive node left can never run: their cells become error rows."""
-    alive = {n.kind for n in fleet_nodes(ray)}
-    for task in [t for t in pending if t.kind not in alive]:
-        ray.cancel(task.ref, force=True)
-        pending.remove(task)
-        _fail(fleet, task, cells, f"no alive node of kind {task.kind!r} is left", prices)
-        progress(f"{task.kind}: no node left; {task.group} recorded as errors")
+    """Tasks that no alive node may take (none of their kind is left, or only nodes they avoid
+    after failing there) can never run: their cells become error rows."""
+    alive = fleet_nodes(ray)
+    for task in list(pending):
+        if task.node is None and not any(n.kind == task.kind and n.node_id not in task.avoid for n in alive):
+            ray.cancel(task.ref, force=True)
+            pending.remove(task)
+            _fail(fleet, task, cells, f"no alive node of kind {task.kind!r} is left that it may run on", prices)
+            progress(f"{task.kind}: no node left; {task.group} recorded as errors")

@@ -28,6 +28,22 @@ def worktree(ref: str, repo: Path):
         subprocess.run(["git", "-C", str(repo), "worktree", "remove", "--force", str(folder)], capture_output=True)
 
 
+def tree_provenance(tree: Path) -> dict:
+    """The commit a source tree is at and whether its code differs from it (``None`` for a tree
+    that is not a git checkout, e.g. a copied folder): what a gate row says it measured."""
+    from resnet_bench.machine.fingerprint import CODE
+
+    def git(*args: str) -> str | None:
+        result = subprocess.run(["git", "-C", str(tree), *args], capture_output=True, text=True)
+        return result.stdout.strip() if result.returncode == 0 else None
+
+    top = git("rev-parse", "--show-toplevel")
+    if top is None or Path(top).resolve() != Path(tree).resolve():
+        return {"commit": None, "dirty": None}
+    status = git("status", "--porcelain", "--untracked-files=all", "--", *CODE)
+    return {"commit": git("rev-parse", "HEAD"), "dirty": bool(status) if status is not None else None}
+
+
 def merge_base(repo: Path, branch: str = "main") -> str:
     result = subprocess.run(["git", "-C", str(repo), "merge-base", "HEAD", branch], capture_output=True, text=True)
     if result.returncode != 0:

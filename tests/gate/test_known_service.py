@@ -7,6 +7,7 @@ the gate would pass.
 """
 
 import json
+import subprocess
 from dataclasses import replace
 from pathlib import Path
 
@@ -70,6 +71,10 @@ def test_identical_head_passes_with_every_cell_unchanged(tmp_path, monkeypatch, 
     code, rows = _gate(monkeypatch, capsys, _head(tmp_path, "    return seconds"))
     assert code == 0 and [rows[c]["verdict"] for c in ("18/service-time/1", SLOWED)] == ["unchanged"] * 2
     assert all(rows[c]["n"] == PLAN.looks[0] for c in ("18/service-time/1", SLOWED))  # decided at the first look
+    head_commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True,
+                                 text=True).stdout.strip()
+    assert rows[SLOWED]["base_commit"] == head_commit  # --ref HEAD, checked out clean
+    assert rows[SLOWED]["head_commit"] is None and rows[SLOWED]["head_dirty"] is None  # a copy outside git
 
 
 @pytest.mark.skipif(not (REPO / ".git").exists(), reason="the gate checks its base ref out of the git checkout")
