@@ -5,7 +5,8 @@ faster or slower from one process to the next, so a pick made from one process p
 configuration can be the noise's. ``confirm`` re-measures the finalists (the pick first) in
 fresh processes: each round starts one worker per finalist and times its cell in alternated
 blocks (``gate.processes``); per round, the pick's images/s over each other finalist's (medians
-of the blocks of each process). The plan is fixed up front: the margin is judged at the
+of the blocks of each process), estimated by the trimmed mean of the rounds' log ratios with Yuen's
+interval, as the gate does. The plan is fixed up front: the margin is judged at the
 ``looks`` (round counts), each look at a two-sided level of (1 - confidence) / looks (so the
 chance that any look declares a winner where there is none stays within 1 - confidence), and it
 stops at the first look where every other finalist is behind the pick (or one is ahead of it)
@@ -22,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from resnet_bench.gate.processes import CellRecord, ProcessPlan, cell_name, measure_rounds
+from resnet_bench.gate.statistics import trimmed_estimate
 
 
 @dataclass(frozen=True)
@@ -100,8 +102,10 @@ def process_rates(record: CellRecord, side: str) -> np.ndarray:
     return np.array([np.median(blocks) for blocks in record.rates[side]])
 
 
-def margins(record: CellRecord, pick: str, confidence: float) -> list[Margin]:
-    """The pick against each other finalist: t-interval of the per-round log ratio."""
+def margins(record: CellRecord, pick: str, confidence: float, trim: float = 0.2) -> list[Margin]:
+    """The pick against each other finalist: per round the log ratio of their images/s; its
+    trimmed mean with Yuen's interval (the gate's estimate: one process that ran slow for its
+    whole life, which a busy machine makes now and then, moves it by little)."""
     out = []
     mine = np.log(process_rates(record, pick))
     for other in record.cells:
@@ -109,9 +113,13 @@ def margins(record: CellRecord, pick: str, confidence: float) -> list[Margin]:
             continue
         d = mine - np.log(process_rates(record, other))
         n = len(d)
-        mean = float(d.mean())
-        half = _t(confidence, n - 1) * float(d.std(ddof=1)) / math.sqrt(n) if n > 1 else math.inf
-        out.append(Margin(other, math.exp(mean), math.exp(mean - half), math.exp(mean + half), n))
+        if n < 3:
+            mean, half = float(d.mean()), math.inf
+        else:
+            mean, se, df = (float(np.ravel(x)[0]) for x in trimmed_estimate(d[None, :], trim))
+            half = _t(confidence, int(df)) * se
+        out.append(Margin(other, math.exp(mean), math.exp(mean - half) if half < math.inf else 0.0,
+                          math.exp(mean + half) if half < math.inf else math.inf, n))
     return out
 
 

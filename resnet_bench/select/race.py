@@ -96,9 +96,9 @@ def eliminate(entries: list[Entry], limits: Limits, plan: RacePlan, round_: int)
     racing = [e for e in entries if e.state == "racing"]
     if round_ == 1:  # one process each: only what misses by more than the noise seen between processes
         margin = plan.first_margin
-        view = {e.label: (e.rates[0], e.rates[0] * (1 - margin), e.rates[0] * (1 + margin),
-                          e.quantiles[0], e.quantiles[0] * (1 - margin), e.quantiles[0] * (1 + margin))
-                for e in racing}
+        view = {e.label: (e.rates[0], e.rates[0] / (1 + margin), e.rates[0] * (1 + margin),
+                          e.quantiles[0], e.quantiles[0] / (1 + margin), e.quantiles[0] * (1 + margin))
+                for e in racing}  # a factor of (1 + margin) either way: 130 ms is out of 100 ms, 120 ms is not
     else:
         view = {e.label: (*e.interval(e.rates, plan.confidence), *e.interval(e.quantiles, plan.confidence))
                 for e in racing}
@@ -165,8 +165,12 @@ def simulate_race(true_rates: list[float], true_latency: list[float], limits: Li
     """The race's error rate against the truth, under process-to-process noise ``process_sd`` (log
     sd of a candidate's per-process figure): how often the raced pick is not a right answer. A right
     answer is a candidate within ``tie`` of the true best (among those truly within the limits),
-    named alone or with others tied; a race that names none right, or names one outside the limits,
-    is wrong. Rounds are not timed here: each run uses every planned round it needs."""
+    named alone or with others it could not be told from (the report names them all); a race
+    whose pick is outside the limits, or that names no right candidate, is wrong. A race that always
+    ties would be right and useless: ``loose`` is the share of runs that name (pick or tied) one that
+    is not right, ``named`` the mean count named, ``pick_off`` the share whose best point estimate
+    (the one the report puts first) is not right.
+    Rounds are not timed here: each run uses every planned round it needs."""
     rng = np.random.default_rng(seed)
     rates, lat = np.asarray(true_rates, float), np.asarray(true_latency, float)
     ok = np.ones(len(rates), bool)
@@ -176,7 +180,7 @@ def simulate_race(true_rates: list[float], true_latency: list[float], limits: Li
         ok &= rates >= limits.min_throughput
     best = rates[ok].max() if ok.any() else None
     right = ok & (rates >= (best or 0) * (1 - tie)) if best is not None else np.zeros(len(rates), bool)
-    wrong = picked_none = 0
+    wrong = picked_none = loose = named = off = 0
     for _ in range(runs):
         entries = [Entry(str(i), {}) for i in range(len(rates))]
         for round_ in range(1, plan.rounds + 1):
@@ -195,5 +199,10 @@ def simulate_race(true_rates: list[float], true_latency: list[float], limits: Li
             wrong += best is not None
             continue
         pick = max(survivors, key=lambda i: np.exp(np.mean(np.log(entries[i].rates))))
-        wrong += not right[pick]
-    return {"runs": runs, "wrong": wrong / runs, "none": picked_none / runs}
+        named_right = right[pick] or (len(survivors) > 1 and right[survivors].any())
+        wrong += not (ok[pick] and named_right)
+        loose += not right[survivors].all()
+        off += not right[pick]
+        named += len(survivors)
+    return {"runs": runs, "wrong": wrong / runs, "none": picked_none / runs, "loose": loose / runs,
+            "named": named / max(1, runs - picked_none), "pick_off": off / runs}

@@ -122,8 +122,11 @@ def accuracy_verdict(row: pd.Series, c: Constraints) -> str:
             "--images)" if status in ("not established", "") else f"its accuracy is {status}")
 
 
-def _eligible(frame: pd.DataFrame, c: Constraints) -> pd.DataFrame:
-    rows = frame[(frame.status == "ok") & (frame.parity_status == "pass")]
+def _eligible(frame: pd.DataFrame, c: Constraints, parity: bool = True) -> pd.DataFrame:
+    """Cells that ran, fit the filters and (``parity``) passed parity; ``parity=False``: the ones
+    that ran and fit but failed it."""
+    rows = frame[(frame.status == "ok") & (frame.parity_status == "pass") if parity else
+                 (frame.status == "parity_failed")]
     if c.precisions:
         rows = rows[rows.precision.isin(c.precisions)]
     if c.devices:
@@ -133,6 +136,20 @@ def _eligible(frame: pd.DataFrame, c: Constraints) -> pd.DataFrame:
     if c.min_top1_agreement is not None:  # int8 on the seeded model passes parity by its error alone
         rows = rows[rows.top1_agreement >= c.min_top1_agreement]
     return rows
+
+
+def _parity_failures(frame: pd.DataFrame, c: Constraints) -> pd.DataFrame:
+    """Timed cells kept out by parity, with why (and their accuracy's verdict when it failed too)."""
+    rows = _eligible(frame[frame["mode"].isin(CLOSED_LOOP)], c, parity=False)
+
+    def why(row: pd.Series) -> str:
+        agreement = row.get("top1_agreement")
+        text = "its parity with fp32 PyTorch failed" + (
+            f" (top-1 agreement {agreement:.0%})" if isinstance(agreement, float) and not math.isnan(agreement) else "")
+        accuracy = accuracy_verdict(row, c)
+        return text + (f", and {accuracy}" if accuracy.startswith("its accuracy failed") or "drops" in accuracy else "")
+
+    return rows.copy().assign(why=rows.apply(why, axis=1) if len(rows) else pd.Series(dtype=object))
 
 
 def _split_accuracy(rows: pd.DataFrame, c: Constraints) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -265,6 +282,7 @@ def select(frame: pd.DataFrame, c: Constraints, confirmations: dict | None = Non
     confirmations = confirmations or {}
     eligible = with_bounds(_eligible(frame[frame["mode"].isin(CLOSED_LOOP)], c), c)
     rows, excluded = _split_accuracy(eligible, c)
+    excluded = pd.concat([excluded, _parity_failures(frame, c)]) if len(excluded) else _parity_failures(frame, c)
     if "machine" not in rows:
         rows = rows.assign(machine=rows.get("fingerprint_id", "this machine"))
     qualifying_mask = rows.apply(lambda r: not any(violations(r, c).values()), axis=1) if len(rows) else []

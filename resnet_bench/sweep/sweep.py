@@ -4,8 +4,8 @@ Per (depth, backend, precision): parity against PyTorch fp32 first, then every m
 batch size timed by the closed-loop scenarios (``resnet_bench.scenarios``: latency or
 throughput). Each cell becomes one row (``results.rows``), written as soon as it finishes;
 failures are rows. The full profile then runs LoadGen's Offline and Server
-(``scenarios.loadgen.cell``) for the backend x precision of the most throughput-mode images/s
-per depth, into the same run.
+(``scenarios.loadgen.cell``) for every finalist (backend x precision) of each depth, into the
+same run, so that a pick under a latency budget compares Server peaks with Server peaks.
 """
 
 from __future__ import annotations

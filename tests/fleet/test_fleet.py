@@ -36,8 +36,8 @@ source = "a test of this suite"
 
 
 def small(batches=(1, 2), **overrides) -> SweepConfig:
-    return SweepConfig(depths=(18,), batches=batches, backends=("onnxruntime",), modes=("latency",), input_size=64,
-                       parity_images=8, rule=RULE, roofs=False, **overrides)
+    return SweepConfig(**{**dict(depths=(18,), batches=batches, backends=("onnxruntime",), modes=("latency",),
+                                 input_size=64, parity_images=8, rule=RULE, roofs=False), **overrides})
 
 
 @pytest.fixture

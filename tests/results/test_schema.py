@@ -101,4 +101,4 @@ def test_an_old_run_without_the_column_loads_as_version_1_and_reports(tmp_path):
     frame = runs.load(OLD_RUN)
     assert set(frame.schema_version) == {1} and len(frame) == 24
     text = build_report([OLD_RUN], tmp_path).read_text()
-    assert "## 7. Validity" in text and "CV above 5% (the rule of results schema 1)" in text
+    assert "## 8. Validity" in text and "CV above 5% (the rule of results schema 1)" in text

@@ -34,8 +34,17 @@ def test_later_rounds_drop_the_dominated_by_their_intervals():
 
 @pytest.mark.parametrize("budget, sd", [(100, 0.03), (100, 0.06), (500, 0.03), (None, 0.03)])
 def test_the_raced_pick_is_right_at_least_95_times_in_100(budget, sd):
+    """Right: the pick within the budget and a candidate within 3% of the true best named (alone or
+    tied). Of twelve, a handful are left named (25.5, 25.3 and 24.5 images/s are within 4%)."""
     found = simulate_race(RATES, P90, Limits(max_latency_ms=budget), PLAN, process_sd=sd, runs=2000, seed=1)
-    assert found["wrong"] <= 0.05, found
+    assert found["wrong"] <= 0.05 and found["named"] <= 4.0, found
+    assert found["pick_off"] <= (0.02 if sd <= 0.03 else 0.10), found
+
+
+def test_a_race_that_named_everyone_would_be_caught_by_named():
+    wide = RacePlan(rounds=2, confidence=0.999)  # intervals so wide that nothing is dropped after round 2
+    found = simulate_race(RATES[:5], P90[:5], Limits(), wide, process_sd=0.03, runs=200, seed=1)
+    assert found["named"] == 4.0 and found["loose"] == 1.0  # all but 12.8 images/s, dropped in round 1
 
 
 def test_an_impossible_budget_leaves_nothing_and_is_no_error():
