@@ -184,7 +184,7 @@ def _tiny_bench(store_dir, out, fmt, backends="onnxruntime"):
     return ["bench", "--depths", "18", "--input-size", "64", "--batches", "1", "--backends", backends,
             "--modes", "latency", "--min-time", "0.1", "--max-time", "0.3", "--warmup-time", "0",
             "--warmup-iters", "1", "--min-iters", "3", "--artifacts", str(store_dir), "--out", str(out),
-            "--format", fmt]
+            "--confirm-s", "0", "--no-roofs", "--format", fmt]  # no re-measuring (tests/select), no roofs (test_sweep)
 
 
 def test_bench_json_and_csv_are_only_data_on_stdout(tmp_path, capsys, store_dir, small_artifacts):
@@ -204,7 +204,7 @@ def test_bench_json_and_csv_are_only_data_on_stdout(tmp_path, capsys, store_dir,
     assert {r["run_dir"] for r in rows} == {str(run_dir)}
     assert str(run_dir) in result.stderr
 
-    assert main(["bench", "--resume", str(run_dir), "--format", "csv"]) == 0
+    assert main(["bench", "--resume", str(run_dir), "--confirm-s", "0", "--format", "csv"]) == 0
     out, err = capsys.readouterr()
     frame = pd.read_csv(io.StringIO(out))
     assert list(frame.backend) == ["onnxruntime", "openvino"] and set(frame.run_dir) == {str(run_dir)}

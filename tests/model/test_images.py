@@ -96,7 +96,8 @@ def test_the_gpu_image_runs_the_cli_with_openvino_unavailable(tmp_path):
              "--backends", "torch,onnxruntime,openvino", "--depths", "18", "--input-size", "64",
              "--batches", "1", "--modes", "latency", "--warmup-iters", "1",
              "--warmup-time", "0", "--min-iters", "3", "--min-time", "0", "--max-time", "1",
-             "--artifacts", str(tmp_path / "artifacts"), "--out", str(tmp_path / "runs"), "--format", "json"]
+             "--artifacts", str(tmp_path / "artifacts"), "--out", str(tmp_path / "runs"), "--confirm-s", "0",
+             "--no-roofs", "--format", "json"]
     result = subprocess.run(bench, capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     import pandas as pd

@@ -121,7 +121,7 @@ def test_oom_at_one_batch_skips_larger_batches(tmp_path, store_dir, small_artifa
 
 
 def _bench(*args):
-    return [sys.executable, "-m", "resnet_bench", "bench", *args]
+    return [sys.executable, "-m", "resnet_bench", "bench", "--confirm-s", "0", "--no-roofs", *args]
 
 
 def test_kill_mid_sweep_then_resume_runs_only_missing_cells(tmp_path, store_dir, small_artifacts):
