@@ -275,9 +275,15 @@ def cost_section(frame: pd.DataFrame, constraints: Constraints, out: Path, selec
     section = Section("Across machines: cost at the SLA")
     picks = cheapest(selection, frame, constraints)
     if not picks:
-        bases = sorted({b for b in frame.get("cost_basis", pd.Series(dtype=object)).dropna() if isinstance(b, str)})
-        section.text.append(f"No row has a cost: {'; '.join(bases)}." if bases else
-                            "No row has a cost: run the fleet with --prices FILE.")
+        cost = pd.to_numeric(frame.get("cost_per_million", pd.Series(index=frame.index, dtype=float)),
+                             errors="coerce")
+        unpriced = frame.get("cost_basis", pd.Series(index=frame.index, dtype=object))[cost.isna()]
+        bases = sorted({b for b in unpriced.dropna() if isinstance(b, str)})
+        if cost.notna().any():
+            section.text.append("No row that meets the constraints has a cost.")
+        else:
+            section.text.append(f"No row has a cost: {' | '.join(bases)}." if bases else
+                                "No row has a cost: run the fleet with --prices FILE.")
         return section
     section.text += [pick["reason"] for pick in picks]
     section.text.append("Cost per million images = price per hour / 3600 / images per second x 1e6, at the LoadGen "

@@ -41,8 +41,9 @@ class ConfirmPlan:
     process: ProcessPlan = field(default_factory=lambda: ProcessPlan(blocks=3, block_s=0.3, warmup_s=0.5))
 
     def __post_init__(self) -> None:
-        if not self.looks or list(self.looks) != sorted(set(self.looks)) or self.looks[0] < 2:
-            raise ValueError(f"looks must be increasing round counts of at least 2, got {list(self.looks)}")
+        if not self.looks or list(self.looks) != sorted(set(self.looks)) or self.looks[0] < 3:
+            raise ValueError(f"looks must be increasing round counts of at least 3 (a trimmed interval), "
+                             f"got {list(self.looks)}")
         if not 0 < self.confidence < 1 or self.budget_s <= 0:
             raise ValueError("confidence must be in (0, 1) and the budget positive")
 

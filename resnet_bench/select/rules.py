@@ -133,7 +133,7 @@ def _eligible(frame: pd.DataFrame, c: Constraints, parity: bool = True) -> pd.Da
         rows = rows[rows.device.isin(c.devices)]
     if c.depths:
         rows = rows[rows.depth.isin(c.depths)]
-    if c.min_top1_agreement is not None:  # int8 on the seeded model passes parity by its error alone
+    if parity and c.min_top1_agreement is not None:  # int8 on the seeded model passes parity by its error alone
         rows = rows[rows.top1_agreement >= c.min_top1_agreement]
     return rows
 
@@ -141,11 +141,12 @@ def _eligible(frame: pd.DataFrame, c: Constraints, parity: bool = True) -> pd.Da
 def _parity_failures(frame: pd.DataFrame, c: Constraints) -> pd.DataFrame:
     """Timed cells kept out by parity, with why (and their accuracy's verdict when it failed too)."""
     rows = _eligible(frame[frame["mode"].isin(CLOSED_LOOP)], c, parity=False)
+    rows = rows[pd.to_numeric(rows.get("images_per_s"), errors="coerce").notna()]  # timed ones only
 
     def why(row: pd.Series) -> str:
         agreement = row.get("top1_agreement")
         text = "its parity with fp32 PyTorch failed" + (
-            f" (top-1 agreement {agreement:.0%})" if isinstance(agreement, float) and not math.isnan(agreement) else "")
+            f" (top-1 agreement {agreement:.1%})" if isinstance(agreement, float) and not math.isnan(agreement) else "")
         accuracy = accuracy_verdict(row, c)
         return text + (f", and {accuracy}" if accuracy.startswith("its accuracy failed") or "drops" in accuracy else "")
 
