@@ -6,9 +6,10 @@ candidate per round, the gate's process machinery); after each round the candida
 clearly out are dropped and the next round spends its time on the ones still close. The plan is
 fixed up front (``RacePlan``):
 
-* round 1 (one process each): out when its p-quantile latency is more than ``first_margin`` (25%,
-  past the process-to-process noise seen here) over the budget, or its images/s more than that
-  short of ``min_throughput`` or of another candidate that surely meets the budget;
+* round 1 (one process each): out when its p-quantile latency is over the budget by more than a
+  factor 1 + ``first_margin`` (1.25, past the process-to-process noise seen here), or its
+  images/s times that factor is short of ``min_throughput`` or of another candidate that surely
+  meets the budget;
 * from round 2: per candidate and round, the median over its blocks of images/s and of the
   p-quantile latency of each block; t-intervals over the rounds (processes) of their logs at
   ``confidence``. Out when the latency interval lies above the budget, the rate interval below the
