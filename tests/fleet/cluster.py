@@ -32,6 +32,7 @@ class LocalCluster:
         self.port = free_port(self.head_ip)
         self.address = f"{self.head_ip}:{self.port}"
         self.nodes: list[subprocess.Popen] = []
+        self.removed: set[int] = set()  # indices into nodes
         self.temp = Path(f"/tmp/rb{os.getpid()}{self.port}")  # Ray's socket paths must stay short
         self._start(["--head", "--port", str(self.port), "--node-ip-address", self.head_ip, "--num-cpus", "0",
                      "--include-dashboard=false", "--temp-dir", str(self.temp)], "head")
@@ -71,14 +72,13 @@ class LocalCluster:
         process = self.nodes[1 + index]
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
+        self.removed.add(1 + index)
 
     def stop(self) -> None:
         """Kill every node's process group (a SIGTERM'd node drains for 30 s first: nothing here
         needs that)."""
-        for process in reversed(self.nodes):
-            try:
+        for index, process in reversed(list(enumerate(self.nodes))):
+            if index not in self.removed:  # a removed node's group is gone already
                 os.killpg(process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
             process.wait()
         shutil.rmtree(self.temp, ignore_errors=True)

@@ -156,10 +156,12 @@ def test_a_killed_driver_resumes_and_completes(cluster, tmp_path, store_dir, sma
     driver.wait()
     (fleet,) = out.iterdir()
     before = _rows(fleet)
-    assert 1 <= len(before) < 6
+    assert before, "the driver wrote no row within 150 s"
     result = subprocess.run([sys.executable, "-m", "resnet_bench", *args, "--resume", str(fleet)], cwd=REPO,
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
+    # the resume counts what the killed driver finished, and times only the rest
+    assert f"; {len(before)} cells already done" in result.stderr, result.stderr[-2000:]
     after = _rows(fleet)
     assert sorted((r["machine_kind"], r["batch_size"]) for r in after) == sorted(
         (k, b) for k in ("epyc-a", "epyc-b") for b in (1, 2, 4))

@@ -41,9 +41,10 @@ def test_singlestream_p90_is_the_known_service_time(tmp_path):
     sut = SystemUnderTest(IMAGES, inline=direct_runner(ServiceTimeBackend(SERVICE_S)))
     result = run_loadgen(sut, Load("singlestream", expected_s=SERVICE_S), SPAN, tmp_path).result
     assert result.valid and result.scenario == "SingleStream" and result.query_count >= 64
-    assert 10.0 <= result.latency_ms["p50"] <= result.latency_ms["p90"] <= 11.0  # LoadGen's clock, from its log
+    # LoadGen's clock, from its log; a busy 2-core CI machine has put p90 at 11.06 ms (one sleep in ten late by 1 ms)
+    assert 10.0 <= result.latency_ms["p50"] <= result.latency_ms["p90"] <= 12.0
     assert result.early_stopping_ms >= result.latency_ms["p90"]  # an upper estimate of the p90
-    assert 90 <= result.qps <= 100
+    assert 80 <= result.qps <= 100
     assert (tmp_path / "mlperf_log_summary.txt").is_file() and (tmp_path / "mlperf_log_detail.txt").is_file()
 
 
@@ -260,22 +261,24 @@ def test_a_lane_refills_from_staged_tensors_and_pads_the_last_batch():
 # -- the quick Server setting holds the percentile it names; the dynamic batcher -------------------
 
 def test_a_server_run_whose_p90_is_within_the_bound_passes_with_the_quick_query_count(tmp_path):
-    """Every 25th answer is slow (10.5 ms against a 10 ms bound; the others 1 ms): 4% over the bound,
-    so p90 is well within it. With 256 queries early stopping lets 14 over the bound pass: VALID.
-    With the old 64 it lets 1 pass: INVALID, and said to need more queries, not to be over the bound."""
+    """Every 32nd answer is slow (21 ms against a 20 ms bound; the others 1 ms): 8 of 256 over the
+    bound, so p90 is well within it. With 256 queries early stopping lets 14 over the bound pass:
+    VALID. With the old 64 (2 slow) it lets 1 pass: INVALID, and said to need more queries, not to be
+    over the bound. A fast answer is over only if it waits 19 ms (behind a slow one, or on a busy
+    machine: with a 10 ms bound and 9 ms of slack, CI once counted 23 over instead of ~10)."""
     def run(queries: int, folder: str):
-        backend = ServiceTimeBackend(0.001, slow_every=25, slow_s=0.0105)
+        backend = ServiceTimeBackend(0.001, slow_every=32, slow_s=0.021)
         span = Duration("test", min_duration_s=0.5, server_queries=queries)
         sut = SystemUnderTest(IMAGES, lanes=[direct_runner(backend)])
-        return run_loadgen(sut, Load("server", target_qps=50, bound_ms=10), span, tmp_path / folder).result
+        return run_loadgen(sut, Load("server", target_qps=50, bound_ms=20), span, tmp_path / folder).result
 
     quick = run(256, "quick")
     assert quick.query_count >= 256 and quick.overlatency_allowed == 14
-    assert quick.valid and 8 <= quick.overlatency_queries <= 14, quick.reasons
-    assert quick.latency_ms["p90"] < 10
+    assert quick.valid and quick.query_count // 32 <= quick.overlatency_queries <= 14, quick.reasons
+    assert quick.latency_ms["p90"] < 20
     few = run(64, "few")
     assert not few.valid and few.overlatency_allowed == 1 and few.overlatency_queries >= 2
-    assert few.latency_ms["p90"] < 10
+    assert few.latency_ms["p90"] < 20
     (why,) = few.reasons
     assert why.startswith("needs more queries: the measured p90 is within the bound, but early stopping lets at "
                           "most 1 of 64 queries over it pass")
