@@ -26,6 +26,8 @@ def test_identical_cells_are_tied_within_noise(store_dir):
     assert confirmation.spread["a"] > 0 and confirmation.rates["a"] == pytest.approx(1e3 / 3.0, rel=0.15)
     text = sentence(confirmation, {"a": "onnxruntime", "b": "its twin"})
     assert text.startswith("onnxruntime and its twin are tied within the noise of this machine")
+    # 99.9% over 3 looks is 99.967% a look: said as such, never rounded up to "100.0%"
+    assert "12 fresh processes each, 99.96% interval" in text, text
 
 
 def test_a_cell_20_percent_slower_is_ranked_below(store_dir):
