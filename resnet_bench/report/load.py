@@ -37,7 +37,7 @@ def load_runs(run_dirs: list[str | Path]) -> tuple[pd.DataFrame, dict[str, dict]
         if fingerprint.get("machine_kind"):  # a fleet's run folder: the operator's name for the machine
             machine = f"{fingerprint['machine_kind']} ({machine})"
         fingerprints[machine] = fingerprint
-        frames.append(frame.assign(machine=machine, run_dir=str(run_dir)))
+        frames.append(frame.copy().assign(machine=machine, run_dir=str(run_dir)))  # one block: no fragmentation warning
     return pd.concat(frames, ignore_index=True), fingerprints
 
 
