@@ -313,7 +313,9 @@ def measure_concurrent(workers: list[Callable[[], object]], rule: StopRule = Sto
     All threads warm up together (the warm-up iterations shared among them, the warm-up time
     each), then a shared window opens; it closes once ``min_s`` has passed, ``min_iters``
     requests have finished and the median request latency is known within the target
-    precision (or at ``max_s``). Requests that finish after the window are not counted.
+    precision (or at ``max_s``). The latency samples are the requests that finished inside the
+    window; a request still in flight when it closes adds to the throughput count only the share
+    of its time that lay inside the window (docs/methodology.md, the throughput formula).
     Samples are kept in the order they finished, across workers (for the drift check).
     """
     import threading
@@ -374,7 +376,8 @@ def measure_concurrent(workers: list[Callable[[], object]], rule: StopRule = Sto
         thread.join()
     if errors:
         raise errors[0]
-    # Only the requests that started inside the window and finished before it closed.
+    # Latency: the requests that finished inside the window; count: those plus the in-window share
+    # of each request that was still in flight when the window closed.
     kept = durations()
     start, end = window["start"], window["end"]
     partial = sum((end - max(t0, start)) / (t1 - t0) for t0, t1 in straddling if t0 < end and t1 > t0)
