@@ -61,8 +61,14 @@ def test_head_25_percent_slower_in_one_cell_is_regressed_and_fails_the_gate(tmp_
     code, rows = _gate(monkeypatch, capsys, _head(tmp_path, SLOWER))
     slowed, other = rows[SLOWED], rows["18/service-time/1"]
     assert code == 1 and slowed["verdict"] == "regressed" and other["verdict"] == "unchanged"
-    # 1.25 of the sleep, less the call's own fixed cost (the same on both sides): just under 1.25
-    assert 1.23 < slowed["ratio"] < 1.26 and slowed["low"] > 1.2, slowed  # a swap would read 0.8
+    # The known answer: each call is its sleep plus a fixed cost c, the same on both sides, read off
+    # the unchanged 3.0 ms cell; so base 5.0 + c, head 1.25 x 5.0 + c, and their ratio just under 1.25.
+    # Swapped sides would put 6.25 + c on the base; a biased estimate would miss the ratio.
+    c = other["base_ms"] - 3.0
+    assert 0 < c < 1.0, other
+    assert slowed["base_ms"] == pytest.approx(5.0 + c, abs=0.15), slowed
+    assert slowed["head_ms"] == pytest.approx(1.25 * 5.0 + c, abs=0.15), slowed
+    assert slowed["ratio"] == pytest.approx((1.25 * 5.0 + c) / (5.0 + c), abs=0.01) and slowed["low"] > 1.2, slowed
     assert "gate: FAIL resnet18 service-time fp32 b2" in rows["stderr"]
 
 
