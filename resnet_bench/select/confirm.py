@@ -156,12 +156,6 @@ def confirm(finalists: list[Finalist], plan: ConfirmPlan, artifacts: Path,
                         level)
 
 
-def confidence_floor(level: float) -> float:
-    """``level`` cut (not rounded) to four significant figures, so that it never reads as 100%."""
-    digits = 4 - 1 - math.floor(math.log10(100 * level))
-    return math.floor(100 * level * 10 ** digits) / 10 ** digits / 100
-
-
 def sentence(confirmation: Confirmation, names: dict[str, str] | None = None) -> str:
     """What a reader is told: the pick by a margin with its interval, a tie, or why not checked."""
     names = names or {}
@@ -171,9 +165,9 @@ def sentence(confirmation: Confirmation, names: dict[str, str] | None = None) ->
         return f"the margin could not be re-measured across processes ({why})"
     runner = min(confirmation.margins, key=lambda m: m.ratio)  # the closest other
     interval = f"{runner.low - 1:+.1%} to {runner.high - 1:+.1%}"
-    # the per-look level: 0.999 over 3 looks is 99.967%, which .1% would print as "100.0%"
-    level = 100 * confidence_floor(confirmation.confidence)
-    each = f"{confirmation.rounds} fresh processes each, {level:.4g}% interval"
+    # the per-look level, cut to 0.01%: 0.999 over 3 looks is 99.967%, which .1% would print as "100.0%"
+    level = math.floor(confirmation.confidence * 1e4 + 1e-9) / 100
+    each = f"{confirmation.rounds} fresh processes each, {level:g}% interval"
     if confirmation.verdict == "ahead":
         return (f"{name(confirmation.pick)} leads {name(runner.other)} by {runner.ratio - 1:.1%} in images/s "
                 f"(interval {interval}; {each})")
