@@ -45,14 +45,17 @@ def test_fp32_and_int8_accuracy_with_intervals_on_real_labelled_images(digits, t
         assert int8["accuracy_top1"] >= 0.99 * fp32["accuracy_top1"]
 
 
-def _shrink_activation_scales(path, factor: float = 0.5) -> None:
-    """A deliberately broken int8 model: every activation scale multiplied by ``factor``, so large
-    activations saturate (the scales of QuantizeLinear nodes; weights keep theirs)."""
+def _clip_the_logits(path, factor: float = 0.3) -> None:
+    """A deliberately broken int8 model that still passes parity: the scale of the last
+    QuantizeLinear (the one quantizing the logits) multiplied by ``factor``, so large logits clip
+    at the int8 range and the top class flips on some images. Measured on the digits fixture
+    (0.9135 fp32 top-1): rel. L2 0.377 against fp32, inside int8's 0.5, and top-1 0.8632, a 5.5%
+    drop, over the 1% allowed. (Every activation scale x0.5 fails parity first, rel. L2 > 0.5; a
+    uniform shrink has no window between the two on this model: x0.65 keeps top-1 at 0.9115.)"""
     model = onnx.load(str(path))
-    scales = {n.input[1] for n in model.graph.node if n.op_type == "QuantizeLinear"}
-    for tensor in model.graph.initializer:
-        if tensor.name in scales:
-            tensor.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(tensor) * np.float32(factor), tensor.name))
+    scale = [n for n in model.graph.node if n.op_type == "QuantizeLinear"][-1].input[1]
+    tensor = next(t for t in model.graph.initializer if t.name == scale)
+    tensor.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(tensor) * np.float32(factor), tensor.name))
     onnx.save(model, str(path))
 
 
@@ -63,21 +66,22 @@ def test_a_broken_int8_model_fails_the_accuracy_rule_and_is_never_picked(digits,
 
     def broken(source, target, calibration, scheme):
         extra = real(source, target, calibration, scheme)
-        _shrink_activation_scales(target)
+        _clip_the_logits(target)
         return extra
 
     monkeypatch.setattr(quantize, "quantize_onnx", broken)
     rows = {r["precision"]: r for r in _bench(digits, tmp_path, capsys, "onnxruntime")}
     int8 = rows["int8"]
     shown = {k: v for k, v in int8.items() if k in ("status", "error") or "accuracy" in k or "parity" in k}
+    assert int8["parity_status"] == "pass" and int8["rel_l2_err"] < 0.5, shown  # the accuracy rule must catch it
     assert int8["accuracy_status"] == "fail" and "allowed" in int8["accuracy_reason"], shown
     assert int8["accuracy_top1"] < 0.99 * rows["fp32"]["accuracy_top1"]
     run = next((tmp_path / "runs").iterdir())
     assert main(["report", str(run), "--out", str(tmp_path / "report")]) == 0
     answer = (tmp_path / "report" / "report.md").read_text().split("## 1.", 1)[0]
     assert "ResNet-18: onnxruntime fp32" in answer, answer
-    assert "onnxruntime int8 timed but not picked: its parity with fp32 PyTorch failed" in answer, answer
-    assert ", and its accuracy failed (top-1" in answer, answer
+    assert "onnxruntime int8 timed but not picked: its accuracy failed (top-1" in answer, answer
+    assert "over the 1.0% allowed, on 497 labelled images" in answer, answer
 
 
 @pytest.mark.parametrize("case, message", [
