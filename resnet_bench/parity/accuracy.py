@@ -49,6 +49,42 @@ def needs_accuracy(precision: str) -> bool:
     return bool(tolerance and tolerance.needs_accuracy)
 
 
+CLOSED_LOOP = ("latency", "throughput")  # the modes a pick compares (LoadGen rows are judged apart)
+
+
+def accuracy_clause(row, max_drop: float | None = None) -> str:
+    """'' when a result row (dict or pandas row) may be picked on accuracy, else why not, as one
+    clause. ``max_drop``: a budget stricter (or looser) than the one the run judged with."""
+    status = row.get("accuracy_status")
+    status = status if isinstance(status, str) else ""
+    drop = row.get("accuracy_drop")
+    if max_drop is not None and isinstance(drop, float) and not math.isnan(drop):
+        return "" if drop <= max_drop else f"its top-1 drops {drop:.1%}, over the {max_drop:.1%} allowed"
+    if status == "fail":
+        reason = row.get("accuracy_reason")
+        return f"its accuracy failed ({reason})" if isinstance(reason, str) and reason else "its accuracy failed"
+    if not needs_accuracy(row.get("precision")) or status == "pass":
+        return ""
+    return ("its accuracy is not established (the seeded model on synthetic images: give --weights and labelled "
+            "--images)" if status in ("not established", "") else f"its accuracy is {status}")
+
+
+def is_finalist(row, max_drop: float | None = None, max_rel_err: float | None = None,
+                min_throughput: float | None = None) -> bool:
+    """Whether a closed-loop result row makes its backend x precision a finalist: it ran, passed
+    parity, may be picked on accuracy and meets every constraint but the latency budget (which
+    the Server search decides). The one definition the sweep (which finalists get LoadGen) and
+    the selection (whose Server peaks are compared) share."""
+    def number(key: str) -> float:
+        value = row.get(key)
+        return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else math.nan
+
+    return (row.get("mode") in CLOSED_LOOP and row.get("status") == "ok" and row.get("parity_status") == "pass"
+            and accuracy_clause(row, max_drop) == ""
+            and (max_rel_err is None or number("rel_l2_err") <= max_rel_err)
+            and (min_throughput is None or number("images_per_s") >= min_throughput))
+
+
 def accuracy_columns(output: np.ndarray, reference: np.ndarray, labels: np.ndarray | None, precision: str,
                      budget: AccuracyBudget = AccuracyBudget(), real: bool = True) -> dict:
     """A row's accuracy columns for a cell's logits on the accuracy images, against PyTorch fp32's

@@ -28,13 +28,12 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from resnet_bench.numerics.tolerances import TOLERANCES
+from resnet_bench.parity.accuracy import CLOSED_LOOP, accuracy_clause, is_finalist
 from resnet_bench.results.runs import is_true
 
 PERCENTILES = (50, 90, 99)
 CONFIG = ["machine", "device", "backend", "precision", "mode", "batch_size", "depth"]
 FINALIST = ["machine", "device", "backend", "precision"]
-CLOSED_LOOP = ("latency", "throughput")
 SEARCH_RESOLUTION = 0.10  # LoadGen's peak search stops within 10%: closer peaks are not ranked
 
 
@@ -100,26 +99,17 @@ def _flag(values: pd.Series) -> pd.Series:
     return is_true(values) if len(values) else values.astype(bool)
 
 
-def needs_accuracy(precision: str) -> bool:
-    tolerance = TOLERANCES.get(precision)
-    return bool(tolerance and tolerance.needs_accuracy)
-
-
 def accuracy_verdict(row: pd.Series, c: Constraints) -> str:
     """'' when the cell may be picked on accuracy, else why not (one clause)."""
-    status = row.get("accuracy_status")
-    status = status if isinstance(status, str) else ""
-    drop = row.get("accuracy_drop")
-    if c.max_accuracy_drop is not None and isinstance(drop, float) and not math.isnan(drop):
-        return "" if drop <= c.max_accuracy_drop else (f"its top-1 drops {drop:.1%}, over the "
-                                                       f"{c.max_accuracy_drop:.1%} allowed")
-    if status == "fail":
-        reason = row.get("accuracy_reason")
-        return f"its accuracy failed ({reason})" if isinstance(reason, str) and reason else "its accuracy failed"
-    if not needs_accuracy(row.precision) or status == "pass":
-        return ""
-    return ("its accuracy is not established (the seeded model on synthetic images: give --weights and labelled "
-            "--images)" if status in ("not established", "") else f"its accuracy is {status}")
+    return accuracy_clause(row, c.max_accuracy_drop)
+
+
+def finalists(rows: pd.DataFrame, c: Constraints) -> set[tuple]:
+    """The (machine, device, backend, precision) of every configuration with a cell that
+    ``parity.accuracy.is_finalist`` admits under ``c``: the ones whose Server peaks are compared."""
+    keep = rows.apply(lambda r: is_finalist(r, c.max_accuracy_drop, c.max_rel_err, c.min_throughput), axis=1) \
+        if len(rows) else []
+    return {tuple(r) for r in rows[keep][FINALIST].itertuples(index=False)} if len(rows) else set()
 
 
 def _eligible(frame: pd.DataFrame, c: Constraints, parity: bool = True) -> pd.DataFrame:
@@ -300,16 +290,23 @@ def select(frame: pd.DataFrame, c: Constraints, confirmations: dict | None = Non
         if len(left_out):
             why_not[depth] = _excluded_sentence(depth, left_out)
         mine = qualifying[qualifying.depth == depth]
-        finalists = {tuple(r) for r in rows[rows.depth == depth][FINALIST].itertuples(index=False)}
-        served = server[server.depth == depth]
-        with_peak = {tuple(r) for r in served[FINALIST].itertuples(index=False)} & finalists
-        if len(served) and finalists and with_peak == finalists:
-            picks.append(_server_pick(depth, served, finalists))
+        final = finalists(rows[rows.depth == depth], c)
+        served = server[server.depth == depth] if len(server) else server
+        if len(served):
+            served = served[[tuple(r) in final for r in served[FINALIST].itertuples(index=False)]]
+        with_peak = {tuple(r) for r in served[FINALIST].itertuples(index=False)} if len(served) else set()
+        searched = _searched(frame, depth, c) & final
+        if with_peak and searched == final:
+            picks.append(_server_pick(depth, served, final, with_peak))
             continue
         unlike = ""
-        if c.max_latency_ms is not None and with_peak:
-            names = ", ".join(f"{b} {p}" for _, _, b, p in sorted(with_peak))
-            unlike = (f" LoadGen Server peaks within the budget exist for {len(with_peak)} of {len(finalists)} "
+        if c.max_latency_ms is not None and searched == final:
+            unlike = (f" Every finalist's LoadGen Server search ran ({len(final)}) and none found a VALID rate that "
+                      "meets the constraints within the budget: under Poisson arrivals nothing qualifies, and the "
+                      "closed-loop figures are the latency of one request at a time.")
+        elif c.max_latency_ms is not None and searched:
+            names = ", ".join(f"{b} {p}" for _, _, b, p in sorted(searched))
+            unlike = (f" LoadGen Server searches under the budget ran for {len(searched)} of {len(final)} "
                       f"finalists ({names}): every finalist is compared by its closed-loop figures instead, "
                       "like with like.")
         if len(mine):
@@ -342,8 +339,20 @@ def select(frame: pd.DataFrame, c: Constraints, confirmations: dict | None = Non
     return Selection(qualifying, pareto, picks, misses, server, why_not)
 
 
-def _server_pick(depth: int, served: pd.DataFrame, finalists: set) -> dict:
-    """Every finalist has a Server peak: the largest peak, and its margin over the runner-up's."""
+def _searched(frame: pd.DataFrame, depth: int, c: Constraints) -> set[tuple]:
+    """Configurations whose LoadGen Server search ran for this budget (a percentile at least the
+    one asked, bounds within the budget), whatever it found."""
+    if "scenario" not in frame or c.max_latency_ms is None:
+        return set()
+    rows = frame[(frame.scenario == "server") & (frame.depth == depth)]
+    rows = rows[(pd.to_numeric(rows.loadgen_percentile, errors="coerce") >= c.latency_percentile)
+                & (pd.to_numeric(rows.latency_bound_ms, errors="coerce") <= c.max_latency_ms)]
+    return {tuple(r) for r in rows[FINALIST].itertuples(index=False)}
+
+
+def _server_pick(depth: int, served: pd.DataFrame, final: set, with_peak: set) -> dict:
+    """Every finalist's Server search ran: the largest VALID peak among the finalists, and its
+    margin over the runner-up's (finalists whose search found no VALID rate are named)."""
     best = served.iloc[0]
     steps = int(best.server_search_steps) if pd.notna(best.get("server_search_steps")) else 0
     how = f"the peak of a {steps}-step search" if steps else "one run at that rate"
@@ -356,11 +365,14 @@ def _server_pick(depth: int, served: pd.DataFrame, finalists: set) -> dict:
         margin = (f" {runner.backend} {runner.precision} peaks at {runner.target_qps:.3g} QPS: "
                   + ("tied within the search's 10% resolution." if tied else
                      f"{1 - runner.target_qps / best.target_qps:.0%} fewer."))
+    none = sorted(final - with_peak)
+    if none:
+        margin += (" No VALID rate within the budget for " + ", ".join(f"{b} {p}" for _, _, b, p in none) + ".")
     batching = f", {best.server_batching}" if isinstance(best.get("server_batching"), str) else ""
     reason = (f"ResNet-{depth}: {best.backend} {best.precision} on {best.device} serves {best.target_qps:.3g} QPS "
               f"at p{best.loadgen_percentile:g} <= {best.latency_bound_ms:g} ms under Poisson arrivals (LoadGen "
               f"Server, VALID, {how}{batching}; measured p99 {best.latency_ms_p99:.1f} ms), the largest Server peak "
-              f"of the {len(finalists)} finalists, each searched.{margin}")
+              f"of the {len(final)} finalists, each searched.{margin}")
     return {"depth": depth, "row": best, "source": "server", "reason": reason, "tied": tied, "runner_up": None}
 
 

@@ -29,6 +29,7 @@ from resnet_bench.measure.validity import PARITY_FAILED
 from resnet_bench.model.images import EvaluationSet, evaluation_set, images_sha256, synthetic_images
 from resnet_bench.model.spec import ModelSpec
 from resnet_bench.numerics import precision as precision_table
+from resnet_bench.parity.accuracy import is_finalist
 from resnet_bench.parity.check import check
 from resnet_bench.parity.verdict import reference_logits
 from resnet_bench.results.rows import Run, cell_id, failure_row, measured_row
@@ -110,11 +111,10 @@ class Sweep:
         return ExportOptions(batches=cfg.batches, out=Path(cfg.artifacts), calibration_images=calibration)
 
     def finalists(self, depth: int) -> list[tuple[str, str]]:
-        """(backend, precision) of every configuration of a depth that may be picked: its throughput
-        cells ran, passed parity, and its accuracy is established within the budget or not needed."""
+        """(backend, precision) of every configuration of a depth that may be picked, by the rule
+        the selection compares Server peaks under (``parity.accuracy.is_finalist``)."""
         found = {(r["backend"], r["precision"]) for r in self.writer.rows
-                 if r["depth"] == depth and r["mode"] == "throughput" and r["status"] == "ok"
-                 and r["parity_status"] == "pass" and r.get("accuracy_status") in ("pass", "not needed")}
+                 if r["depth"] == depth and is_finalist(r)}
         return sorted(found)
 
     def _loadgen(self) -> None:

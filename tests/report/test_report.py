@@ -72,7 +72,7 @@ def test_under_load_puts_the_server_peak_beside_the_closed_loop(tmp_path, run_di
     assert "peak QPS (Poisson)" in text and "p90 Poisson / closed" in text and "**LoadGen scenarios**" in text
     assert (tmp_path / "under_load.png").stat().st_size > 1000 and "](under_load.png)" in text
     # a Server peak for one finalist only: every finalist is compared closed loop, like with like
-    assert "LoadGen Server peaks within the budget exist for 1 of" in text and "like with like" in text
+    assert "LoadGen Server searches under the budget ran for 1 of" in text and "like with like" in text
     assert "under Poisson arrivals (LoadGen Server, VALID" not in text
     frame, _ = load_runs([run_dir, loadgen_dir])
     assert set(frame.scenario.dropna()) == {"singlestream", "server"}

@@ -146,7 +146,7 @@ def test_the_pick_is_not_decided_by_which_backend_ran_loadgen(frame):
     rows = pd.concat([frame, pd.DataFrame([server("openvino", 66.0)])], ignore_index=True)
     (pick,) = select(rows, Constraints(max_latency_ms=100, precisions=("fp32",), depths=(50,))).picks
     assert pick["source"] == "closed-loop" and pick["row"].backend == "onnxruntime"  # 16 images/s beats 14.5
-    assert "Server peaks within the budget exist for 1 of 3 finalists (openvino fp32)" in pick["reason"]
+    assert "Server searches under the budget ran for 1 of 3 finalists (openvino fp32)" in pick["reason"]
     assert "like with like" in pick["reason"]
     # the same peak for every finalist, ORT's the largest: ORT by its peak
     all_three = pd.concat([frame, pd.DataFrame([server("openvino", 6.0), server("onnxruntime", 9.0),
@@ -159,7 +159,7 @@ def test_server_peaks_outside_the_question_fall_back_to_the_closed_loop_and_say_
     rows = pd.concat([frame, pd.DataFrame([server("openvino", 9.5, bound=150),  # bound above the budget
                                            server("onnxruntime", 12, valid=False)])], ignore_index=True)
     (pick,) = select(rows, Constraints(max_latency_ms=100, precisions=("fp32",), depths=(50,))).picks
-    assert pick["source"] == "closed-loop" and "none is VALID within the budget" in pick["reason"]
+    assert pick["source"] == "closed-loop" and "ran for 1 of 3 finalists (onnxruntime fp32)" in pick["reason"]
     (pick,) = select(frame, Constraints(max_latency_ms=100, precisions=("fp32",), depths=(50,))).picks
     assert "Closed-loop figures only (no LoadGen Server run)" in pick["reason"]
     # held to p90 does not answer a p99 question
@@ -171,6 +171,36 @@ def test_server_peaks_outside_the_question_fall_back_to_the_closed_loop_and_say_
     held99 = pd.concat([frame, pd.DataFrame([{**p, "loadgen_percentile": 99} for p in peaks])], ignore_index=True)
     assert select(held99, Constraints(max_latency_ms=100, latency_percentile=99, precisions=("fp32",),
                                       depths=(50,))).picks[0]["source"] == "server"
+
+
+def test_finalists_are_the_configurations_that_meet_every_constraint_but_latency(frame):
+    """ORT fp16 (rel. error 9e-3) has no Server search. Under --max-rel-err 1e-4 it is not a
+    finalist, so the three fp32 finalists' peaks decide; without that constraint it is one, and
+    its missing search sends every finalist to the closed loop."""
+    peaks = [server("openvino", 9.5), server("onnxruntime", 8.0), server("torch", 5.0)]
+    rows = pd.concat([frame, pd.DataFrame(peaks)], ignore_index=True)
+    (pick,) = select(rows, Constraints(max_latency_ms=100, max_rel_err=1e-4, depths=(50,))).picks
+    assert pick["source"] == "server" and pick["row"].backend == "openvino", pick["reason"]
+    (pick,) = select(rows, Constraints(max_latency_ms=100, depths=(50,))).picks
+    assert pick["source"] == "closed-loop", pick["reason"]
+    assert "ran for 3 of 4 finalists" in pick["reason"], pick["reason"]
+    # --min-throughput 12 leaves ORT and OpenVINO fp32 (closed loop 17.5, 15.4 images/s; torch 10): their peaks
+    peaks = [server("openvino", 14.0), server("onnxruntime", 13.0), server("torch", 5.0)]
+    rows = pd.concat([frame, pd.DataFrame(peaks)], ignore_index=True)
+    fp32 = dict(max_latency_ms=100, precisions=("fp32",), depths=(50,))
+    (pick,) = select(rows, Constraints(min_throughput=12, **fp32)).picks
+    assert pick["source"] == "server" and "of the 2 finalists" in pick["reason"], pick["reason"]
+    # --min-throughput 15: both searched, neither peak reaches it: said, not passed off as like with like
+    (pick,) = select(rows, Constraints(min_throughput=15, **fp32)).picks
+    assert pick["source"] == "closed-loop" and "none found a VALID rate that meets" in pick["reason"], pick["reason"]
+
+
+def test_a_finalist_whose_search_found_no_valid_rate_loses_to_the_peaks_and_is_named(frame):
+    peaks = [server("openvino", 9.5), server("onnxruntime", 12.0, valid=False), server("torch", 5.0)]
+    rows = pd.concat([frame, pd.DataFrame(peaks)], ignore_index=True)
+    (pick,) = select(rows, Constraints(max_latency_ms=100, precisions=("fp32",), depths=(50,))).picks
+    assert pick["source"] == "server" and pick["row"].backend == "openvino", pick["reason"]
+    assert "No VALID rate within the budget for onnxruntime fp32." in pick["reason"]
 
 
 def test_loadgen_rows_other_than_server_peaks_are_never_candidates(frame):
