@@ -328,39 +328,29 @@ LOW_PRECISIONS = ("tf32", "fp16", "bf16", "int8")
 
 def low_precision_section(frame: pd.DataFrame) -> Section:
     """Per runtime and depth: each lower precision against fp32 of the same runtime, at the mode and
-    batch where fp32 does the most images/s: the speed-up with its interval (from the two cells'
-    images/s intervals: the ratio of a low end over a high end and back, a conservative interval),
-    the accuracy cost with its interval, and the verdict."""
+    batch where fp32 does the most images/s (or, where the lower precision did not run there, its
+    own best cell against fp32's): the speed-up with its interval (from the two cells' images/s
+    intervals: the ratio of a low end over a high end and back, a conservative interval), the
+    accuracy cost with its interval, and the verdict. Cells that failed parity are rows too."""
     section = Section("7. What low precision buys")
-    ok = closed_loop(frame[(frame.status == "ok") & (frame.parity_status == "pass")])
+    timed = closed_loop(frame[frame.status.isin(("ok", "parity_failed"))])
+    timed = timed[pd.to_numeric(timed.get("images_per_s"), errors="coerce").notna()]
     rows = []
-    for (machine, device, backend, depth), group in ok.groupby(["machine", "device", "backend", "depth"]):
-        fp32 = group[group.precision == "fp32"]
+    for (machine, device, backend, depth), group in timed.groupby(["machine", "device", "backend", "depth"]):
+        fp32 = group[(group.precision == "fp32") & (group.parity_status == "pass")]
         if fp32.empty:
             continue
         base = fp32.sort_values("images_per_s", ascending=False).iloc[0]
         for precision in LOW_PRECISIONS:
-            same = group[(group.precision == precision) & (group["mode"] == base["mode"])
-                         & (group.batch_size == base.batch_size)]
-            if same.empty:
+            mine = group[group.precision == precision].sort_values("images_per_s", ascending=False)
+            if mine.empty:
                 continue
-            cell = same.iloc[0]
-            speedup = cell.images_per_s / base.images_per_s
-            low = _ratio(cell.get("images_per_s_low"), base.get("images_per_s_high"))
-            high = _ratio(cell.get("images_per_s_high"), base.get("images_per_s_low"))
-            status = cell.get("accuracy_status") if isinstance(cell.get("accuracy_status"), str) else "not established"
-            drop = cell.get("accuracy_drop")
-            cost = (_interval(100 * drop, 100 * cell.get("accuracy_drop_low"), 100 * cell.get("accuracy_drop_high"),
-                              2) + " %" if isinstance(drop, float) and not pd.isna(drop) else status)
-            faster = (isinstance(low, float) and low > 1)
-            verdict = ("not established: never picked" if status == "not established" else
-                       "costs too much accuracy" if status == "fail" else
-                       "faster, accuracy kept" if faster else "not faster beyond the intervals")
+            same = mine[(mine["mode"] == base["mode"]) & (mine.batch_size == base.batch_size)]
+            cell = (same if len(same) else mine).iloc[0]
+            at = f"{base['mode']} b{base.batch_size}" + (
+                "" if len(same) else f" (fp32) / {cell['mode']} b{cell.batch_size} ({precision})")
             rows.append({"machine": machine, "device": device, "runtime": backend, "depth": depth,
-                         "precision": precision, "at": f"{base['mode']} b{base.batch_size}",
-                         "fp32 images/s": f"{base.images_per_s:.3g}", "images/s": f"{cell.images_per_s:.3g}",
-                         "speed-up (interval)": _interval(speedup, low, high), "top-1 drop (interval)": cost,
-                         "verdict": verdict})
+                         "precision": precision, "at": at, **_buys(base, cell)})
     if not rows:
         section.text.append("No lower-precision cell ran beside an fp32 cell of the same runtime.")
         return section
@@ -370,6 +360,35 @@ def low_precision_section(frame: pd.DataFrame) -> Section:
                         "'not established' on the seeded model, where such a cell is never picked.")
     section.tables.append(("", pd.DataFrame(rows)))
     return section
+
+
+def _buys(base: pd.Series, cell: pd.Series) -> dict:
+    """One row of what a lower precision buys: the figures and the verdict, against fp32's cell."""
+    speedup = cell.images_per_s / base.images_per_s
+    low = _ratio(cell.get("images_per_s_low"), base.get("images_per_s_high"))
+    high = _ratio(cell.get("images_per_s_high"), base.get("images_per_s_low"))
+    status = cell.get("accuracy_status") if isinstance(cell.get("accuracy_status"), str) else "not established"
+    drop = cell.get("accuracy_drop")
+    cost = (_interval(100 * drop, 100 * cell.get("accuracy_drop_low"), 100 * cell.get("accuracy_drop_high"), 2)
+            + " %" if isinstance(drop, float) and not pd.isna(drop) else status)
+    if pd.isna(low) or pd.isna(high):
+        speed = "speed-up without an interval (rows without images/s intervals)"
+    elif low > 1:
+        speed = "faster"
+    elif high < 1:
+        speed = "slower"
+    else:
+        speed = "not faster beyond the intervals"
+    if cell.get("parity_status") != "pass":
+        verdict = "parity with fp32 failed: never picked"
+    elif status == "fail":
+        verdict = f"{speed}, but costs too much accuracy: never picked"
+    elif status == "not established":
+        verdict = f"{speed}; accuracy not established: never picked"
+    else:
+        verdict = f"{speed}, " + ("accuracy kept" if status == "pass" else "parity holds (no accuracy judgement needed)")
+    return {"fp32 images/s": f"{base.images_per_s:.3g}", "images/s": f"{cell.images_per_s:.3g}",
+            "speed-up (interval)": _interval(speedup, low, high), "top-1 drop (interval)": cost, "verdict": verdict}
 
 
 def _ratio(a, b) -> float:
