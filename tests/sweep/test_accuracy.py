@@ -111,3 +111,22 @@ def test_bad_accuracy_input_is_one_line_exit_2_before_any_work(digits, tmp_path,
     err = capsys.readouterr().err
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "runs").exists()
+
+
+def test_on_the_seeded_model_int8_is_timed_but_never_picked_bench_to_report(tmp_path, capsys):
+    """No weights, no images: int8 has no accuracy to keep. It is timed and shown (faster or not),
+    the pick is fp32, and the report says why in one sentence; its low-precision row says so too."""
+    code = main(["bench", "--depths", "18", "--input-size", "32", "--batches", "1", "--modes", "latency",
+                 "--backends", "onnxruntime", "--precisions", "fp32,int8", "--artifacts", str(tmp_path / "artifacts"),
+                 "--out", str(tmp_path / "runs"), "--confirm-s", "0", "--format", "json", *FAST])
+    rows = {r["precision"]: r for r in json.loads(capsys.readouterr().out)}
+    assert code == 0 and rows["int8"]["status"] == "ok" and rows["int8"]["accuracy_status"] == "not established"
+    run = next((tmp_path / "runs").iterdir())
+    assert main(["report", str(run), "--out", str(tmp_path / "report")]) == 0
+    text = (tmp_path / "report" / "report.md").read_text()
+    answer = text.split("## 1.", 1)[0]
+    assert "ResNet-18: onnxruntime fp32 latency batch 1" in answer, answer
+    sentence = [line for line in answer.splitlines() if "int8" in line and "not picked" in line]
+    assert len(sentence) == 1 and "its accuracy is not established" in sentence[0], answer
+    buys = text.split("## 7. What low precision buys", 1)[1].split("## 8.", 1)[0]
+    assert "accuracy not established: never picked" in buys, buys
