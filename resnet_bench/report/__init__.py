@@ -31,7 +31,7 @@ def machine_sections(frame, fingerprints, constraints: Constraints, out: Path, s
     selection = selection or select(frame, constraints)
     return [table1_section(), flops_section(frame, out), batch_section(frame, out), parity_section(frame),
             under_load_section(frame, out), selection_section(frame, constraints, out, selection),
-            low_precision_section(frame), validity_section(frame, fingerprints)]
+            low_precision_section(frame, constraints), validity_section(frame, fingerprints)]
 
 
 def _titled(kind: str, section):

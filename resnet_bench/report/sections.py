@@ -11,6 +11,7 @@ import pandas as pd
 
 from resnet_bench.measure import validity
 from resnet_bench.model.flops import flops_rows
+from resnet_bench.parity.accuracy import accuracy_clause
 from resnet_bench.report.load import closed_loop, loadgen_rows
 from resnet_bench.report.plots import (
     MODE_STYLES,
@@ -326,7 +327,7 @@ CLOSED_LOOP_MODES = ("latency", "throughput")
 LOW_PRECISIONS = ("tf32", "fp16", "bf16", "int8")
 
 
-def low_precision_section(frame: pd.DataFrame) -> Section:
+def low_precision_section(frame: pd.DataFrame, c: Constraints | None = None) -> Section:
     """Per runtime and depth: each lower precision against fp32 of the same runtime, at the mode and
     batch where fp32 does the most images/s (or, where the lower precision did not run there, its
     own best cell against fp32's): the speed-up with its interval (from the two cells' images/s
@@ -343,6 +344,8 @@ def low_precision_section(frame: pd.DataFrame) -> Section:
         base = fp32.sort_values("images_per_s", ascending=False).iloc[0]
         for precision in LOW_PRECISIONS:
             mine = group[group.precision == precision].sort_values("images_per_s", ascending=False)
+            if (mine.parity_status == "pass").any():  # a cell that passed parity speaks for the precision
+                mine = mine[mine.parity_status == "pass"]
             if mine.empty:
                 continue
             same = mine[(mine["mode"] == base["mode"]) & (mine.batch_size == base.batch_size)]
@@ -350,7 +353,7 @@ def low_precision_section(frame: pd.DataFrame) -> Section:
             at = f"{base['mode']} b{base.batch_size}" + (
                 "" if len(same) else f" (fp32) / {cell['mode']} b{cell.batch_size} ({precision})")
             rows.append({"machine": machine, "device": device, "runtime": backend, "depth": depth,
-                         "precision": precision, "at": at, **_buys(base, cell)})
+                         "precision": precision, "at": at, **_buys(base, cell, c or Constraints())})
     if not rows:
         section.text.append("No lower-precision cell ran beside an fp32 cell of the same runtime.")
         return section
@@ -362,15 +365,16 @@ def low_precision_section(frame: pd.DataFrame) -> Section:
     return section
 
 
-def _buys(base: pd.Series, cell: pd.Series) -> dict:
-    """One row of what a lower precision buys: the figures and the verdict, against fp32's cell."""
+def _buys(base: pd.Series, cell: pd.Series, c: Constraints) -> dict:
+    """One row of what a lower precision buys: the figures and the verdict, against fp32's cell;
+    the accuracy verdict is the selection's own (``accuracy_clause`` under the report's budget)."""
     speedup = cell.images_per_s / base.images_per_s
     low = _ratio(cell.get("images_per_s_low"), base.get("images_per_s_high"))
     high = _ratio(cell.get("images_per_s_high"), base.get("images_per_s_low"))
-    status = cell.get("accuracy_status") if isinstance(cell.get("accuracy_status"), str) else "not established"
+    status = cell.get("accuracy_status") if isinstance(cell.get("accuracy_status"), str) else ""
     drop = cell.get("accuracy_drop")
     cost = (_interval(100 * drop, 100 * cell.get("accuracy_drop_low"), 100 * cell.get("accuracy_drop_high"), 2)
-            + " %" if isinstance(drop, float) and not pd.isna(drop) else status)
+            + " %" if isinstance(drop, float) and not pd.isna(drop) else status or "not judged")
     if pd.isna(low) or pd.isna(high):
         speed = "speed-up without an interval (rows without images/s intervals)"
     elif low > 1:
@@ -379,14 +383,14 @@ def _buys(base: pd.Series, cell: pd.Series) -> dict:
         speed = "slower"
     else:
         speed = "not faster beyond the intervals"
+    why_not = accuracy_clause(cell, c.max_accuracy_drop)
     if cell.get("parity_status") != "pass":
         verdict = "parity with fp32 failed: never picked"
-    elif status == "fail":
-        verdict = f"{speed}, but costs too much accuracy: never picked"
-    elif status == "not established":
-        verdict = f"{speed}; accuracy not established: never picked"
+    elif why_not:
+        verdict = f"{speed}; {why_not.removeprefix('its ')}: never picked"
     else:
-        verdict = f"{speed}, " + ("accuracy kept" if status == "pass" else "parity holds (no accuracy judgement needed)")
+        judged = status == "pass" or (isinstance(drop, float) and not pd.isna(drop))
+        verdict = f"{speed}, " + ("accuracy kept" if judged else "parity holds (no accuracy judgement needed)")
     return {"fp32 images/s": f"{base.images_per_s:.3g}", "images/s": f"{cell.images_per_s:.3g}",
             "speed-up (interval)": _interval(speedup, low, high), "top-1 drop (interval)": cost, "verdict": verdict}
 

@@ -282,7 +282,7 @@ def select(frame: pd.DataFrame, c: Constraints, confirmations: dict | None = Non
                                         ascending=[True, False, True])
     fronts = [pareto_front(group, c.latency_column) for _, group in rows.groupby("depth")]
     pareto = pd.concat(fronts) if fronts else rows.iloc[0:0]
-    picks, misses, why_not = [], [], {}
+    picks, misses, why_not, kept = [], [], {}, []
     server = server_candidates(frame, c)
     depths = sorted(set(c.depths or frame.depth.unique()))
     for depth in depths:
@@ -295,12 +295,13 @@ def select(frame: pd.DataFrame, c: Constraints, confirmations: dict | None = Non
         if len(served):
             served = served[[tuple(r) in final for r in served[FINALIST].itertuples(index=False)]]
         with_peak = {tuple(r) for r in served[FINALIST].itertuples(index=False)} if len(served) else set()
+        kept.append(served)  # the finalists' peaks only: what ``cheapest`` may name
         searched = _searched(frame, depth, c) & final
-        if with_peak and searched == final:
+        if final and with_peak and searched == final:
             picks.append(_server_pick(depth, served, final, with_peak))
             continue
         unlike = ""
-        if c.max_latency_ms is not None and searched == final:
+        if c.max_latency_ms is not None and final and searched == final:
             unlike = (f" Every finalist's LoadGen Server search ran ({len(final)}) and none found a VALID rate that "
                       "meets the constraints within the budget: under Poisson arrivals nothing qualifies, and the "
                       "closed-loop figures are the latency of one request at a time.")
@@ -336,17 +337,23 @@ def select(frame: pd.DataFrame, c: Constraints, confirmations: dict | None = Non
         closest = [pool.loc[i] for _, i in scored[:3]]
         details = "; ".join(f"{label(r)}: {_miss_sentence(r, c, violations(r, c))}" for r in closest)
         misses.append(f"ResNet-{depth}: nothing meets {c.describe()}. Closest: {details}.")
+    server = pd.concat(kept) if kept else server.iloc[0:0]
     return Selection(qualifying, pareto, picks, misses, server, why_not)
 
 
 def _searched(frame: pd.DataFrame, depth: int, c: Constraints) -> set[tuple]:
-    """Configurations whose LoadGen Server search ran for this budget (a percentile at least the
-    one asked, bounds within the budget), whatever it found."""
+    """Configurations whose LoadGen Server peak search (not a run at one fixed rate) ran for this
+    budget, passed parity and may be picked on accuracy: held to a percentile at least the one
+    asked, at a bound within the budget, whatever peak it found."""
     if "scenario" not in frame or c.max_latency_ms is None:
         return set()
-    rows = frame[(frame.scenario == "server") & (frame.depth == depth)]
+    rows = frame[(frame.scenario == "server") & (frame.depth == depth) & (frame.status == "ok")
+                 & (frame.parity_status == "pass")]
     rows = rows[(pd.to_numeric(rows.loadgen_percentile, errors="coerce") >= c.latency_percentile)
-                & (pd.to_numeric(rows.latency_bound_ms, errors="coerce") <= c.max_latency_ms)]
+                & (pd.to_numeric(rows.latency_bound_ms, errors="coerce") <= c.max_latency_ms)
+                & (pd.to_numeric(rows.get("server_search_steps"), errors="coerce") > 0)]
+    if len(rows):
+        rows = rows[rows.apply(lambda r: accuracy_clause(r, c.max_accuracy_drop) == "", axis=1)]
     return {tuple(r) for r in rows[FINALIST].itertuples(index=False)}
 
 
@@ -367,7 +374,8 @@ def _server_pick(depth: int, served: pd.DataFrame, final: set, with_peak: set) -
                      f"{1 - runner.target_qps / best.target_qps:.0%} fewer."))
     none = sorted(final - with_peak)
     if none:
-        margin += (" No VALID rate within the budget for " + ", ".join(f"{b} {p}" for _, _, b, p in none) + ".")
+        margin += (" Searched, no VALID peak that meets the constraints within the budget: "
+                   + ", ".join(f"{b} {p}" for _, _, b, p in none) + ".")
     batching = f", {best.server_batching}" if isinstance(best.get("server_batching"), str) else ""
     reason = (f"ResNet-{depth}: {best.backend} {best.precision} on {best.device} serves {best.target_qps:.3g} QPS "
               f"at p{best.loadgen_percentile:g} <= {best.latency_bound_ms:g} ms under Poisson arrivals (LoadGen "

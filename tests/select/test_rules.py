@@ -200,7 +200,13 @@ def test_a_finalist_whose_search_found_no_valid_rate_loses_to_the_peaks_and_is_n
     rows = pd.concat([frame, pd.DataFrame(peaks)], ignore_index=True)
     (pick,) = select(rows, Constraints(max_latency_ms=100, precisions=("fp32",), depths=(50,))).picks
     assert pick["source"] == "server" and pick["row"].backend == "openvino", pick["reason"]
-    assert "No VALID rate within the budget for onnxruntime fp32." in pick["reason"]
+    assert "Searched, no VALID peak that meets the constraints within the budget: onnxruntime fp32." in pick["reason"]
+    # a run at one fixed rate, or a Server row that failed parity, is not a search: closed loop for all
+    for unlike in (dict(server_search_steps=0), dict(parity_status="fail", status="parity_failed")):
+        peaks = [server("openvino", 9.5), {**server("onnxruntime", 12.0), **unlike}, server("torch", 5.0)]
+        rows = pd.concat([frame, pd.DataFrame(peaks)], ignore_index=True)
+        (pick,) = select(rows, Constraints(max_latency_ms=100, precisions=("fp32",), depths=(50,))).picks
+        assert pick["source"] == "closed-loop" and "ran for 2 of 3 finalists" in pick["reason"], pick["reason"]
 
 
 def test_loadgen_rows_other_than_server_peaks_are_never_candidates(frame):
