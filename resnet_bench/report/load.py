@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from resnet_bench.parity.accuracy import CLOSED_LOOP
 from resnet_bench.results.runs import load
 
 
@@ -43,7 +44,7 @@ def load_runs(run_dirs: list[str | Path]) -> tuple[pd.DataFrame, dict[str, dict]
 
 def closed_loop(frame: pd.DataFrame) -> pd.DataFrame:
     """The sweep's rows (latency and throughput modes), without LoadGen's."""
-    return frame[frame["mode"].isin(("latency", "throughput"))]
+    return frame[frame["mode"].isin(CLOSED_LOOP)]
 
 
 def loadgen_rows(frame: pd.DataFrame) -> pd.DataFrame:

@@ -11,7 +11,7 @@ import pandas as pd
 
 from resnet_bench.measure import validity
 from resnet_bench.model.flops import flops_rows
-from resnet_bench.parity.accuracy import accuracy_clause
+from resnet_bench.parity.accuracy import CLOSED_LOOP, accuracy_clause
 from resnet_bench.report.load import closed_loop, loadgen_rows
 from resnet_bench.report.plots import (
     MODE_STYLES,
@@ -298,7 +298,7 @@ def cost_section(frame: pd.DataFrame, constraints: Constraints, out: Path, selec
     best = costed.sort_values("cost_per_million").groupby(["machine_kind", "depth"], as_index=False).head(3)
     section.tables.append(("The three cheapest rows per machine kind and depth",
                            best.sort_values(["depth", "cost_per_million"]).reindex(columns=columns)))
-    closed = costed[costed["mode"].isin(CLOSED_LOOP_MODES)]
+    closed = costed[costed["mode"].isin(CLOSED_LOOP)]
 
     def draw(ax):
         for (kind, depth), group in closed.groupby(["machine_kind", "depth"]):
@@ -323,7 +323,6 @@ def cost_section(frame: pd.DataFrame, constraints: Constraints, out: Path, selec
     return section
 
 
-CLOSED_LOOP_MODES = ("latency", "throughput")
 LOW_PRECISIONS = ("tf32", "fp16", "bf16", "int8")
 
 
@@ -373,8 +372,9 @@ def _buys(base: pd.Series, cell: pd.Series, c: Constraints) -> dict:
     high = _ratio(cell.get("images_per_s_high"), base.get("images_per_s_low"))
     status = cell.get("accuracy_status") if isinstance(cell.get("accuracy_status"), str) else ""
     drop = cell.get("accuracy_drop")
+    dropped = isinstance(drop, float) and not pd.isna(drop)  # judged on labelled images
     cost = (_interval(100 * drop, 100 * cell.get("accuracy_drop_low"), 100 * cell.get("accuracy_drop_high"), 2)
-            + " %" if isinstance(drop, float) and not pd.isna(drop) else status or "not judged")
+            + " %" if dropped else status or "not judged")
     if pd.isna(low) or pd.isna(high):
         speed = "speed-up without an interval (rows without images/s intervals)"
     elif low > 1:
@@ -389,8 +389,8 @@ def _buys(base: pd.Series, cell: pd.Series, c: Constraints) -> dict:
     elif why_not:
         verdict = f"{speed}; {why_not.removeprefix('its ')}: never picked"
     else:
-        judged = status == "pass" or (isinstance(drop, float) and not pd.isna(drop))
-        verdict = f"{speed}, " + ("accuracy kept" if judged else "parity holds (no accuracy judgement needed)")
+        kept = "accuracy kept" if status == "pass" or dropped else "parity holds (no accuracy judgement needed)"
+        verdict = f"{speed}, {kept}"
     return {"fp32 images/s": f"{base.images_per_s:.3g}", "images/s": f"{cell.images_per_s:.3g}",
             "speed-up (interval)": _interval(speedup, low, high), "top-1 drop (interval)": cost, "verdict": verdict}
 

@@ -99,17 +99,11 @@ def _flag(values: pd.Series) -> pd.Series:
     return is_true(values) if len(values) else values.astype(bool)
 
 
-def accuracy_verdict(row: pd.Series, c: Constraints) -> str:
-    """'' when the cell may be picked on accuracy, else why not (one clause)."""
-    return accuracy_clause(row, c.max_accuracy_drop)
-
-
 def finalists(rows: pd.DataFrame, c: Constraints) -> set[tuple]:
     """The (machine, device, backend, precision) of every configuration with a cell that
     ``parity.accuracy.is_finalist`` admits under ``c``: the ones whose Server peaks are compared."""
-    keep = rows.apply(lambda r: is_finalist(r, c.max_accuracy_drop, c.max_rel_err, c.min_throughput), axis=1) \
-        if len(rows) else []
-    return {tuple(r) for r in rows[keep][FINALIST].itertuples(index=False)} if len(rows) else set()
+    return {tuple(r[FINALIST]) for _, r in rows.iterrows()
+            if is_finalist(r, c.max_accuracy_drop, c.max_rel_err, c.min_throughput)}
 
 
 def _eligible(frame: pd.DataFrame, c: Constraints, parity: bool = True) -> pd.DataFrame:
@@ -137,7 +131,7 @@ def _parity_failures(frame: pd.DataFrame, c: Constraints) -> pd.DataFrame:
         agreement = row.get("top1_agreement")
         text = "its parity with fp32 PyTorch failed" + (
             f" (top-1 agreement {agreement:.1%})" if isinstance(agreement, float) and not math.isnan(agreement) else "")
-        accuracy = accuracy_verdict(row, c)
+        accuracy = accuracy_clause(row, c.max_accuracy_drop)
         return text + (f", and {accuracy}" if accuracy.startswith("its accuracy failed") or "drops" in accuracy else "")
 
     return rows.copy().assign(why=rows.apply(why, axis=1) if len(rows) else pd.Series(dtype=object))
@@ -147,7 +141,7 @@ def _split_accuracy(rows: pd.DataFrame, c: Constraints) -> tuple[pd.DataFrame, p
     """(rows whose accuracy allows a pick, the others with their reason in ``why``)."""
     if not len(rows):
         return rows, rows.assign(why=pd.Series(dtype=object))
-    why = rows.apply(lambda r: accuracy_verdict(r, c), axis=1)
+    why = rows.apply(lambda r: accuracy_clause(r, c.max_accuracy_drop), axis=1)
     return rows[why == ""], rows[why != ""].assign(why=why[why != ""])
 
 
@@ -157,14 +151,23 @@ def candidates(frame: pd.DataFrame, c: Constraints) -> pd.DataFrame:
     return with_bounds(_split_accuracy(rows, c)[0], c)
 
 
-def server_candidates(frame: pd.DataFrame, c: Constraints) -> pd.DataFrame:
-    """LoadGen Server peaks that fit the filters and the constraints, best (most QPS) first: VALID,
-    held to a percentile at least the one asked, under a bound within the budget."""
+def _server_rows(frame: pd.DataFrame, c: Constraints) -> pd.DataFrame:
+    """LoadGen Server rows that ran, passed parity, fit the filters and may be picked on accuracy,
+    held to a percentile at least the one asked at a bound within the budget (VALID or not)."""
     if "scenario" not in frame or c.max_latency_ms is None:
         return frame.iloc[0:0]
     rows = _split_accuracy(_eligible(frame[frame.scenario == "server"], c), c)[0]
+    return rows[(pd.to_numeric(rows.loadgen_percentile, errors="coerce") >= c.latency_percentile)
+                & (pd.to_numeric(rows.latency_bound_ms, errors="coerce") <= c.max_latency_ms)]
+
+
+def server_candidates(frame: pd.DataFrame, c: Constraints) -> pd.DataFrame:
+    """LoadGen Server peaks that fit the filters and the constraints, best (most QPS) first: VALID,
+    held to a percentile at least the one asked, under a bound within the budget."""
+    rows = _server_rows(frame, c)
+    if not len(rows):
+        return rows
     rows = rows[_flag(rows.loadgen_valid)]
-    rows = rows[(rows.loadgen_percentile >= c.latency_percentile) & (rows.latency_bound_ms <= c.max_latency_ms)]
     if c.min_throughput is not None:
         rows = rows[rows.target_qps >= c.min_throughput]
     if c.max_rel_err is not None:
@@ -343,17 +346,9 @@ def select(frame: pd.DataFrame, c: Constraints, confirmations: dict | None = Non
 
 def _searched(frame: pd.DataFrame, depth: int, c: Constraints) -> set[tuple]:
     """Configurations whose LoadGen Server peak search (not a run at one fixed rate) ran for this
-    budget, passed parity and may be picked on accuracy: held to a percentile at least the one
-    asked, at a bound within the budget, whatever peak it found."""
-    if "scenario" not in frame or c.max_latency_ms is None:
-        return set()
-    rows = frame[(frame.scenario == "server") & (frame.depth == depth) & (frame.status == "ok")
-                 & (frame.parity_status == "pass")]
-    rows = rows[(pd.to_numeric(rows.loadgen_percentile, errors="coerce") >= c.latency_percentile)
-                & (pd.to_numeric(rows.latency_bound_ms, errors="coerce") <= c.max_latency_ms)
-                & (pd.to_numeric(rows.get("server_search_steps"), errors="coerce") > 0)]
-    if len(rows):
-        rows = rows[rows.apply(lambda r: accuracy_clause(r, c.max_accuracy_drop) == "", axis=1)]
+    budget (``_server_rows``), whatever peak it found."""
+    rows = _server_rows(frame, c)
+    rows = rows[(rows.depth == depth) & (pd.to_numeric(rows.get("server_search_steps"), errors="coerce") > 0)]
     return {tuple(r) for r in rows[FINALIST].itertuples(index=False)}
 
 
