@@ -68,8 +68,10 @@ def peaks(device: str, threads: int, keys: tuple[str, ...] = ("fp32",)) -> dict[
     when ``keys`` asks for them. GPU: fp32 with TF32 off (IEEE, what fp32 cells run), tf32, fp16, bf16."""
     if device == "cpu":
         previous_threads = torch.get_num_threads()
-        try:  # the fastest fp32 GEMM of torch, ONNX Runtime and OpenVINO, at 1024 and 2048
-            found = {"fp32": max(max(fp32_gflops(threads, n).values()) for n in (1024, 2048))}
+        try:  # the fastest fp32 GEMM of torch, ONNX Runtime and OpenVINO at 2048, and the 3x3 convolution
+            # (at 1024 too, as before, the GEMMs added nothing: on the 2-core AMX Xeon 319.7 vs 323.8
+            # GFLOP/s for torch, 305 vs 298 ONNX Runtime, and doubled the roof's time, 13 s a depth)
+            found = {"fp32": max(fp32_gflops(threads).values())}
             if "int8" in keys:  # the fastest int8 matrix product this CPU has (torch, ORT, OpenVINO)
                 found["int8"] = max(int8_gops(threads).values())
             if "bf16" in keys and bf16_unavailable_reason() is None:

@@ -222,6 +222,11 @@ def label(row: pd.Series) -> str:
             + (f" ({row.machine})" if "machine" in row and isinstance(row.machine, str) else ""))
 
 
+def short_label(row: pd.Series) -> str:
+    """A configuration in a sentence that has named its device and machine already."""
+    return f"{row.backend} {row.precision} {row['mode']} b{row.batch_size}"
+
+
 def _miss_sentence(row: pd.Series, c: Constraints, miss: dict[str, float]) -> str:
     texts = {
         "latency": lambda: (f"p{c.latency_percentile} unbounded ({unbounded_reason(row, c)})"
@@ -260,7 +265,7 @@ def _closed_margin(best: pd.Series, mine: pd.DataFrame, confirmed: dict | None) 
         record = {**confirmed, "margins": tuple(Margin(**m) for m in confirmed["margins"])}
         record.pop("verdict", None)
         confirmation = Confirmation(**record)
-        names = {best.cell_id: label(best), runner.cell_id: label(runner)}
+        names = {best.cell_id: short_label(best), runner.cell_id: short_label(runner)}  # named in full just before
         return f" Across processes: {sentence(confirmation, names)}.", confirmation.verdict == "tied", runner.cell_id
     low, high = best.get("images_per_s_low"), runner.get("images_per_s_high")
     ahead = best.images_per_s / runner.images_per_s - 1

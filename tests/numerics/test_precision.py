@@ -174,7 +174,7 @@ def test_throughput_instances_are_parity_checked_before_timing(tmp_path, store_d
     monkeypatch.setattr(TorchBackend, "load", load)
     rule = StopRule(warmup_iters=1, warmup_s=0.0, min_iters=3, min_s=0.0, max_s=1.0)
     config = SweepConfig(depths=(18,), batches=(1,), backends=("torch",), input_size=64, parity_images=8,
-                                 artifacts=str(store_dir), rule=rule)
+                                 artifacts=str(store_dir), rule=rule, roofs=False)
     start(config, tmp_path / "run")
     rows = {row["mode"]: row for row in Sweep(config, tmp_path / "run").run().rows}
     assert rows["latency"]["parity_status"] == "pass" and rows["latency"]["status"] == "ok"

@@ -22,7 +22,7 @@ def run_dir(tmp_path_factory, store_dir, small_artifacts):
     from resnet_bench.sweep.sweep import Sweep
 
     config = SweepConfig(depths=(18,), batches=(1, 2), backends=("onnxruntime", "openvino", "tensorrt"),
-                         input_size=64, parity_images=8, artifacts=str(store_dir),
+                         input_size=64, parity_images=8, artifacts=str(store_dir), roofs=False,
                          rule=StopRule(warmup_iters=2, warmup_s=0, min_iters=6, min_s=0.1, max_s=10))
     path = tmp_path_factory.mktemp("runs") / "run-a"
     start(config, path)
@@ -61,7 +61,8 @@ def loadgen_dir(tmp_path_factory, store_dir, small_artifacts):
     with pytest.MonkeyPatch.context() as patch:
         patch.setitem(RULES, "loadgen_reference", StopRule(warmup_iters=2, warmup_s=0, min_iters=40, min_s=0.2,
                                                             max_s=2))
-        run_cell(config, path, RunWriter(path), {"fingerprint_id": "test"}, span=Duration("test", 0.5))
+        run_cell(config, path, RunWriter(path), {"fingerprint_id": "test"},
+                 span=Duration("test", 0.5, server_queries=64))  # 64 Server queries: as tests/scenarios
     return path
 
 

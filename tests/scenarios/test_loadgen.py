@@ -32,7 +32,10 @@ from resnet_bench.scenarios.loadgen.sut import (  # noqa: E402
 )
 
 SERVICE_S = 0.010
-SPAN = Duration("test", min_duration_s=0.5)
+# 64 Server queries, early stopping's minimum at p90: these tests check the machinery at a known
+# service time, and 256 (the quick profile's count, tested on its own below) made each Server run
+# 2.5-6 s at 40-100 QPS, the suite's LoadGen tests 80 s.
+SPAN = Duration("test", min_duration_s=0.5, server_queries=64)
 SHORT_RULE = StopRule(warmup_iters=2, warmup_s=0, min_iters=20, min_s=0.2, max_s=1, target_precision=None)
 IMAGES = np.random.default_rng(0).random((16, 3, 4, 4), dtype=np.float32)
 
@@ -172,7 +175,7 @@ def test_cli_runs_four_scenarios_valid_with_logs_and_prints_json(small_artifacts
                                                                  capsys):
     from resnet_bench.cli import main
 
-    monkeypatch.setitem(settings.DURATIONS, "quick", Duration("quick", min_duration_s=0.5))
+    monkeypatch.setitem(settings.DURATIONS, "quick", Duration("quick", min_duration_s=0.5, server_queries=64))
     monkeypatch.setitem(RULES, "loadgen_reference", SHORT_RULE)
     code = main(["loadgen", "--depth", "18", "--input-size", "64", "--backend", "onnxruntime", "--server-qps", "100",
                  "--offline-batches", "1,4", "--count", "16", "--artifacts", str(store_dir), "--out", str(tmp_path),
@@ -222,13 +225,13 @@ def test_full_profile_adds_offline_and_server_for_every_finalist_per_depth(small
     from resnet_bench.sweep.config import SweepConfig, resume
     from resnet_bench.sweep.sweep import Sweep
 
-    monkeypatch.setitem(settings.DURATIONS, "quick", Duration("quick", min_duration_s=0.5))
+    monkeypatch.setitem(settings.DURATIONS, "quick", Duration("quick", min_duration_s=0.5, server_queries=64))
     monkeypatch.setitem(RULES, "loadgen_reference", SHORT_RULE)
     assert SweepConfig.from_profile("quick", "cpu").loadgen == ()  # the quick profile stays as it was
     config = SweepConfig.from_profile(
         "full", "cpu", depths=(18,), batches=(1,), backends=("onnxruntime", "openvino"), input_size=64,
-        artifacts=str(store_dir), parity_images=8, rule=StopRule(warmup_iters=2, warmup_s=0, min_iters=10, min_s=0.2,
-                                                                 max_s=2))
+        artifacts=str(store_dir), parity_images=8, roofs=False,
+        rule=StopRule(warmup_iters=2, warmup_s=0, min_iters=10, min_s=0.2, max_s=2))
     assert config.loadgen == ("offline", "server")
     run_dir = tmp_path / "run"
     start(config, run_dir)

@@ -21,7 +21,7 @@ def _bench(digits, tmp_path, capsys, backends: str, *extra: str) -> list[dict]:
                  "--backends", backends, "--precisions", "fp32,int8", "--weights", str(digits.weights),
                  "--images", str(digits.evaluation), "--labels", str(digits.labels),
                  "--calibration-images", str(digits.calibration), "--artifacts", str(tmp_path / "artifacts"),
-                 "--out", str(tmp_path / "runs"), "--confirm-s", "0", "--format", "json", *FAST, *extra])
+                 "--out", str(tmp_path / "runs"), "--confirm-s", "0", "--no-roofs", "--format", "json", *FAST, *extra])
     out = capsys.readouterr().out
     assert code == 0, out
     return json.loads(out)
@@ -119,7 +119,7 @@ def test_on_the_seeded_model_int8_is_timed_but_never_picked_bench_to_report(tmp_
     the pick is fp32, and the report says why in one sentence; its low-precision row says so too."""
     code = main(["bench", "--depths", "18", "--input-size", "32", "--batches", "1", "--modes", "latency",
                  "--backends", "onnxruntime", "--precisions", "fp32,int8", "--artifacts", str(tmp_path / "artifacts"),
-                 "--out", str(tmp_path / "runs"), "--confirm-s", "0", "--format", "json", *FAST])
+                 "--out", str(tmp_path / "runs"), "--confirm-s", "0", "--no-roofs", "--format", "json", *FAST])
     rows = {r["precision"]: r for r in json.loads(capsys.readouterr().out)}
     assert code == 0 and rows["int8"]["status"] == "ok" and rows["int8"]["accuracy_status"] == "not established"
     run = next((tmp_path / "runs").iterdir())
