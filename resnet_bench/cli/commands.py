@@ -9,10 +9,26 @@ import sys
 import time
 from pathlib import Path
 
-from resnet_bench.cli.output import emit, emit_verdicts, run_summary, stdout_to_stderr, sweep_progress
+from resnet_bench.cli.output import (
+    WIDTH,
+    emit,
+    emit_verdicts,
+    race_summary,
+    run_summary,
+    stdout_to_stderr,
+    sweep_progress,
+)
 from resnet_bench.machine import limits
 from resnet_bench.model.architecture import VARIANTS, check_input_size, check_variant
 from resnet_bench.util.files import require_repo_root
+
+
+def _progress(command: str):
+    """A progress line on stderr, cut to the terminal summary's 100 columns (output.WIDTH)."""
+    def say(text: str) -> None:
+        line = f"{command}: {text}"
+        print(line if len(line) <= WIDTH else line[:WIDTH - 1] + "…", file=sys.stderr)
+    return say
 
 
 def cmd_flops(args: argparse.Namespace) -> int:
@@ -134,7 +150,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.confirm_s > 0:
         with stdout_to_stderr():
             confirm_run(run_dir, constraints, ConfirmPlan(budget_s=args.confirm_s), Path(config.artifacts).resolve(),
-                        progress=lambda text: print(f"confirm: {text}", file=sys.stderr))
+                        progress=_progress("confirm"))
         writer = RunWriter(run_dir)
     rows = [{**row, "run_dir": str(run_dir)} for row in writer.rows]
     if args.format != "table":  # JSON / CSV: stdout is the data, every row and column
@@ -150,9 +166,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def cmd_select(args: argparse.Namespace) -> int:
     from rich.console import Console
-    from rich.table import Table
 
-    from resnet_bench.cli.output import WIDTH
     from resnet_bench.results.runs import RunWriter, new_run_dir, start
     from resnet_bench.select.pick import SelectConfig, answer, select_target
     from resnet_bench.select.race import Limits
@@ -168,7 +182,7 @@ def cmd_select(args: argparse.Namespace) -> int:
     run_dir = new_run_dir(Path(args.out), config.device)
     start(config, run_dir)
     with stdout_to_stderr():
-        ended = select_target(config, run_dir, progress=lambda text: print(f"select: {text}", file=sys.stderr))
+        ended = select_target(config, run_dir, progress=_progress("select"))
     rows = RunWriter(run_dir).rows
     if args.format != "table":
         emit(rows, args.format)
@@ -177,19 +191,7 @@ def cmd_select(args: argparse.Namespace) -> int:
     console = Console(width=WIDTH)
     console.print(answer(rows, ended, Limits(config.max_latency_ms, config.latency_percentile,
                                              config.min_throughput)))
-    table = Table(title=f"the race, round {ended['rounds']}", width=WIDTH, title_justify="left")
-    for column in ("candidate", "state", "images/s (95%)", f"p{config.latency_percentile} ms", "why"):
-        table.add_column(column, overflow="fold")
-    q = config.latency_percentile
-    for row in sorted(rows, key=lambda r: -(r.get("images_per_s") or 0)):
-        rate = (f"{row['images_per_s']:.3g} ({row['images_per_s_low']:.3g}-{row['images_per_s_high']:.3g})"
-                if row.get("images_per_s") else "")
-        latency = f"{row[f'latency_ms_p{q}']:.3g}" if row.get(f"latency_ms_p{q}") else ""
-        state = f"{row.get('race_state') or row['status']} r{row['race_round']}" if row.get("race_round") else (
-            row.get("race_state") or row["status"])
-        table.add_row(f"{row['backend']} {row['precision']} {row['mode'][:3]} b{row['batch_size']}", state, rate,
-                      latency, "" if row.get("race_state") == "picked" else (row.get("race_reason") or ""))
-    console.print(table)
+    race_summary(console, rows, ended["rounds"], config.latency_percentile)
     console.print(f"run folder: {run_dir}")
     return 0
 
@@ -214,7 +216,7 @@ def cmd_fleet(args: argparse.Namespace) -> int:
     limits.require_writable(out.parent, "--out")
     config = FleetConfig(args.address, sweep, out, args.prices, args.node_artifacts, args.node_ip)
     with stdout_to_stderr():
-        run_fleet(config, progress=lambda text: print(f"fleet: {text}", file=sys.stderr), resume=bool(args.resume))
+        run_fleet(config, progress=_progress("fleet"), resume=bool(args.resume))
     rows = [row for folder in sorted(out.iterdir()) if (folder / "results.csv").is_file()
             for row in RunWriter(folder).rows]
     if args.format != "table":
@@ -343,7 +345,7 @@ def cmd_gate(args: argparse.Namespace) -> int:
     begin = time.perf_counter()
     with git.worktree(ref, repo) as base_tree, stdout_to_stderr():
         base, tip = git.tree_provenance(base_tree), git.tree_provenance(head)
-        rows = gate.run_gate(base_tree, head, config, progress=lambda text: print(f"gate: {text}", file=sys.stderr))
+        rows = gate.run_gate(base_tree, head, config, progress=_progress("gate"))
     for row in rows:  # what each side was: the dirtiness is said, never refused
         row.update(base_commit=base["commit"], head_commit=tip["commit"], head_dirty=tip["dirty"])
     plan = config.plan

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import json
+import math
 import os
 import sys
 from collections.abc import Iterator
@@ -147,3 +148,35 @@ def run_summary(rows: list[dict], run_dir, sentences: list[str] = ()) -> None:
     for sentence in sentences:
         console.print(sentence, soft_wrap=False)
     console.print(f"run folder: {run_dir}")
+
+
+def _finite(value) -> float | None:
+    """A number read back from results.csv, None where it is empty (NaN) or not a number."""
+    return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
+
+
+def race_summary(console: Console, rows: list[dict], rounds: int, percentile: int) -> None:
+    """The last round of a ``select`` race: one row per raced candidate (its state, the round it
+    left in, its figures and why), then one line per reason for the candidates never raced."""
+    table = Table(title=f"the race, round {rounds}", width=WIDTH, title_justify="left")
+    for column in ("candidate", "state", "images/s (95%)", f"p{percentile} ms", "why"):
+        table.add_column(column, overflow="fold")
+    q = percentile
+    raced = [r for r in rows if r.get("status") != "not_raced"]
+    for row in sorted(raced, key=lambda r: -(_finite(r.get("images_per_s")) or 0)):
+        rate, low, high = (_finite(row.get(k)) for k in ("images_per_s", "images_per_s_low", "images_per_s_high"))
+        interval = f" ({low:.3g}-{high:.3g})" if low is not None and high is not None else ""
+        shown = f"{rate:.3g}{interval}" if rate else ""
+        latency = _finite(row.get(f"latency_ms_p{q}"))
+        ended_in = _finite(row.get("race_round"))
+        state = (row.get("race_state") or row["status"]) + (f" r{int(ended_in)}" if ended_in else "")
+        table.add_row(f"{row['backend']} {row['precision']} {row['mode'][:3]} b{row['batch_size']}", state, shown,
+                      f"{latency:.3g}" if latency else "",
+                      "" if row.get("race_state") == "picked" else (row.get("race_reason") or ""))
+    console.print(table)
+    left_out: dict[str, list[str]] = {}  # one line per reason, not a row each
+    for row in rows:
+        if row.get("status") == "not_raced":
+            left_out.setdefault(row.get("race_reason") or "left out", []).append(f"{row['backend']} {row['precision']}")
+    for reason, names in left_out.items():
+        console.print(f"not raced ({len(names)} candidates: {', '.join(sorted(set(names)))}): {reason}")

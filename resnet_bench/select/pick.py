@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from resnet_bench.select.confirm import ConfirmPlan, Finalist, confirm
+from resnet_bench.select.confirm import ConfirmPlan, Finalist, cell_name, confirm
 
 
 def confirm_run(run_dir: Path, constraints, plan: ConfirmPlan, artifacts: Path, progress=lambda text: None) -> dict:
@@ -37,7 +37,7 @@ def confirm_run(run_dir: Path, constraints, plan: ConfirmPlan, artifacts: Path, 
                                               "batch_size", "input_size")} for cid in (pick["row"]["cell_id"], runner)]
         finalists = [Finalist(cid, cell, PACKAGE.parent) for cid, cell in zip((pick["row"]["cell_id"], runner), cells,
                                                                              strict=True)]
-        progress(f"confirm ResNet-{pick['depth']}: {finalists[0].label} against {finalists[1].label}")
+        progress(f"ResNet-{pick['depth']}: {cell_name(cells[0])} against {cell_name(cells[1])}")
         confirmation = confirm(finalists, plan, artifacts, progress)
         records[str(pick["depth"])] = confirmation.record()
         for cid in (finalists[0].label, finalists[1].label):

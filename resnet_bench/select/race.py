@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from resnet_bench.gate.processes import CellRecord, ProcessPlan, measure_rounds
+from resnet_bench.gate.processes import CellRecord, ProcessPlan, cell_name, measure_rounds
 
 STATES = ("racing", "out", "picked", "tied")
 
@@ -156,7 +156,7 @@ def race(entries: list[Entry], limits: Limits, plan: RacePlan, tree: Path, artif
     tied = [e for e in survivors if e is not best]
     best.state, best.left_in = ("picked" if not tied else "tied"), done
     for e in tied:
-        e.state, e.left_in, e.why = "tied", done, f"not told apart from {best.label} by round {done}"
+        e.state, e.left_in, e.why = "tied", done, f"not told apart from {cell_name(best.cell)} by round {done}"
     return {"ended": ended, "rounds": done, "seconds": time.perf_counter() - start, "pick": best.label,
             "tied_with": [e.label for e in tied]}
 
