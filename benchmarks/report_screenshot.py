@@ -51,7 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     run(browser, [size, f"--screenshot={args.out.resolve()}", args.page.resolve().as_uri()])
     with tempfile.TemporaryDirectory() as tmp:
         probe = Path(tmp) / "page.html"
-        probe.write_text(args.page.read_text().replace("</body>", PROBE + "</body>"))
+        head, found, tail = args.page.read_text().rpartition("</body>")
+        probe.write_text(head + PROBE + found + tail if found else tail + PROBE)
         dom = run(browser, [size, "--virtual-time-budget=5000", "--dump-dom", probe.as_uri()])
     found = re.search(r"<title>scroll (\d+) of (\d+)</title>", dom)
     if not found:

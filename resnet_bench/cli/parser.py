@@ -10,6 +10,7 @@ from resnet_bench import __version__
 from resnet_bench.cli import commands
 from resnet_bench.cli.output import FORMATS
 from resnet_bench.model.architecture import DEPTHS
+from resnet_bench.select.confirm import DEFAULT_BUDGET_S as DEFAULT_CONFIRM_S
 
 EXIT_BAD_INPUT = 2
 
@@ -148,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the budget the pick that --confirm-s re-measures is made under (default: none)")
     p.add_argument("--latency-percentile", type=int, default=90, help="50, 90 or 99 (with --max-latency-ms)")
     p.add_argument("--no-roofs", action="store_true", help="skip the same-run roofs (no roofline fraction)")
-    p.add_argument("--confirm-s", type=float, default=45.0,
+    p.add_argument("--confirm-s", type=float, default=DEFAULT_CONFIRM_S,
                    help="seconds to re-measure each depth's pick and runner-up in fresh processes (0: skip)")
     p.add_argument("--format", choices=FORMATS, default="table")
     p.set_defaults(func=commands.cmd_bench)

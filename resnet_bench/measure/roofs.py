@@ -53,7 +53,7 @@ def gemm_gflops(device: str = "cpu", dtype: torch.dtype = torch.float32, n: int 
             previous = torch.backends.cuda.matmul.fp32_precision
             torch.backends.cuda.matmul.fp32_precision = "tf32" if tf32 else "ieee"
             try:
-                timing = measure(lambda: torch.mm(a, b), RULES["roof"], torch.cuda.synchronize)
+                timing = measure(lambda: torch.mm(a, b), RULES["roof_gpu"], torch.cuda.synchronize)
             finally:
                 torch.backends.cuda.matmul.fp32_precision = previous
     finally:
@@ -69,8 +69,9 @@ def peaks(device: str, threads: int, keys: tuple[str, ...] = ("fp32",)) -> dict[
     if device == "cpu":
         previous_threads = torch.get_num_threads()
         try:  # the fastest fp32 GEMM of torch, ONNX Runtime and OpenVINO at 2048, and the 3x3 convolution
-            # (at 1024 too, as before, the GEMMs added nothing: on the 2-core AMX Xeon 319.7 vs 323.8
-            # GFLOP/s for torch, 305 vs 298 ONNX Runtime, and doubled the roof's time, 13 s a depth)
+            # (at 1024 as well, as before, doubled the roof's time, 13 s a depth, for nothing on the 2-core
+            # AMX Xeon: the best of all was torch at 2048, 323.8 GFLOP/s; ONNX Runtime's 1024 product, 305
+            # against its 298 at 2048, was below it. A CPU whose best is a 1024 product reads a lower roof.)
             found = {"fp32": max(fp32_gflops(threads).values())}
             if "int8" in keys:  # the fastest int8 matrix product this CPU has (torch, ORT, OpenVINO)
                 found["int8"] = max(int8_gops(threads).values())

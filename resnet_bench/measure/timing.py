@@ -169,9 +169,11 @@ RULES: dict[str, StopRule] = {
     # were 4 s a cell, half the quick sweep's warm-up (52 of 225 s); ONNX Runtime and OpenVINO are
     # at their steady speed after the first call or two, and the drift check (validity) says so if not.
     "quick": replace(SWEEP_RULE, target_precision=0.02, max_s=30.0, warmup_iters=5),
-    # a roof: the fastest sample of a few seconds of one GEMM (noise only slows a sample down)
-    # (10 calls and 0.5 s: a 2048 fp32 GEMM is ~50 ms a call on 2 cores; the fastest of them counts)
+    # a CPU roof: the fastest of at least 10 calls and 0.5 s of one GEMM (noise only slows a call
+    # down; a 2048 fp32 GEMM is ~50 ms a call on 2 cores; 1 s gave the same roofs, 321-327 GFLOP/s)
     "roof": StopRule(warmup_iters=3, warmup_s=0.3, min_iters=10, min_s=0.5, max_s=10.0),
+    # a GPU roof keeps its 1 s (8192 GEMMs, clocks ramping up: not re-measured since the CPU change)
+    "roof_gpu": StopRule(warmup_iters=3, warmup_s=0.5, min_iters=10, min_s=1.0, max_s=10.0),
     # LoadGen's closed-loop reference: short (it sizes the LoadGen run and is the comparison), p90-bounded
     "loadgen_reference": StopRule(warmup_iters=10, warmup_s=0.5, min_iters=36, min_s=2.0, max_s=8.0,
                                   target_precision=0.01),

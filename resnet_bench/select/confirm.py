@@ -33,11 +33,15 @@ class Finalist:
     tree: Path  # the source tree it runs (the checkout; a copy with a change, in a test)
 
 
+TIED_WITHIN = 0.05  # "tied" only when the interval lies within ±5%; wider, it says what it could not see
+DEFAULT_BUDGET_S = 45.0  # bench's --confirm-s: 3 rounds a depth on a 2-core CPU (make bench in 5 minutes)
+
+
 @dataclass(frozen=True)
 class ConfirmPlan:
     looks: tuple[int, ...] = (3, 6, 10)  # rounds at which the margin is judged
     confidence: float = 0.95  # over all looks
-    budget_s: float = 120.0  # no look is started that the rounds so far say would end past this
+    budget_s: float = DEFAULT_BUDGET_S  # no look is started that the rounds so far say would end past this
     process: ProcessPlan = field(default_factory=lambda: ProcessPlan(blocks=3, block_s=0.3, warmup_s=0.5))
 
     def __post_init__(self) -> None:
@@ -175,6 +179,11 @@ def sentence(confirmation: Confirmation, names: dict[str, str] | None = None) ->
         ahead = max(confirmation.margins, key=lambda m: 1 / m.ratio)
         return (f"{name(ahead.other)} is ahead of {name(confirmation.pick)} by {1 / ahead.ratio - 1:.1%} across "
                 f"processes (the one-process figures ranked them the other way; {each})")
+    if runner.low < 1 / (1 + TIED_WITHIN) or runner.high > 1 + TIED_WITHIN:  # too few rounds to call it a tie
+        return (f"{name(confirmation.pick)} and {name(runner.other)} are not told apart in "
+                f"{confirmation.rounds} fresh processes each ({name(confirmation.pick)} / {name(runner.other)} = "
+                f"{runner.ratio:.3f}, interval {interval}, {level:g}%): a margin inside that interval cannot be seen "
+                f"in this budget (more --confirm-s, or select, narrows it)")
     return (f"{name(confirmation.pick)} and {name(runner.other)} are tied within the noise of this machine "
             f"({name(confirmation.pick)} / {name(runner.other)} = {runner.ratio:.3f}, interval {interval}; {each})")
 

@@ -67,9 +67,11 @@ def test_server_below_capacity_is_valid_and_far_above_is_invalid(tmp_path):
 def test_peak_search_finds_the_capacity_of_a_known_server(tmp_path):
     lanes = [direct_runner(ServiceTimeBackend(SERVICE_S))]
 
+    span = Duration("test", min_duration_s=0.5)  # the quick count, 256 queries: long enough for a queue to build
+
     def run_at(qps, folder):
         return run_loadgen(SystemUnderTest(IMAGES, lanes=lanes), Load("server", target_qps=qps, bound_ms=100),
-                           SPAN, tmp_path / folder)
+                           span, tmp_path / folder)
 
     peak, steps = peak_search(run_at, 50, tolerance=0.1, max_steps=7)
     assert peak is not None and peak.outcome.result.valid

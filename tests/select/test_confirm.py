@@ -39,3 +39,18 @@ def test_a_cell_20_percent_slower_is_ranked_below(store_dir):
     # and the other way round: the slow one named first is behind
     other = confirm([Finalist("slow", SLOW, REPO), Finalist("fast", CELL, REPO)], PLAN, store_dir)
     assert other.verdict == "behind" and "fast is ahead of slow" in sentence(other)
+
+
+def test_a_wide_interval_is_not_called_a_tie():
+    """Three processes each give a wide interval: the sentence says what could not be seen, not
+    'tied within the noise'; inside ±5% it is a tie."""
+    from resnet_bench.select.confirm import Confirmation, Margin
+
+    def said(low, high):
+        margin = Margin("runner", 1.008, low, high, 3)
+        return sentence(Confirmation("pick", (margin,), {}, {}, 3, 30.0, {}, 0.9833))
+
+    wide = said(0.845, 1.201)
+    assert "not told apart in 3 fresh processes each" in wide and "-15.5% to +20.1%" in wide, wide
+    assert "tied within the noise" not in wide
+    assert "tied within the noise of this machine" in said(0.97, 1.04)
