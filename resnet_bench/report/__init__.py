@@ -57,7 +57,7 @@ def build_report(run_dirs: list[str | Path], out: str | Path, constraints: Const
     else:
         sections = [answer_section(selection, constraints), *machine_sections(frame, fingerprints, constraints, out,
                                                                               selection)]
-        if "cost_per_million" in frame:
+        if "cost_basis" in frame and frame.cost_basis.notna().any():  # a priced run (one fleet kind), not any run
             sections.insert(1, cost_section(frame, constraints, out, selection))
     title = f"resnet-bench report: {len(run_dirs)} run(s), {len(fingerprints)} machine(s)"
     (out / "report.md").write_text(to_markdown(sections, title))

@@ -37,6 +37,7 @@ def test_report_has_all_seven_sections_and_plots(tmp_path, run_dir):
     for title in SECTIONS:
         assert title in text
     assert "ResNet-18: " in text and "qualifying configurations" in text
+    assert "Across machines" not in text  # no prices, one machine: no empty cost section
     assert "unavailable" in text  # the TensorRT cells are listed, not dropped
     for png in ("latency_vs_gmacs.png", "batch_scaling.png", "pareto.png"):
         assert (tmp_path / png).stat().st_size > 1000
