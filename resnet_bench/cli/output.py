@@ -115,6 +115,7 @@ def run_summary(rows: list[dict], run_dir, sentences: list[str] = ()) -> None:
     one of most images/s, each with its interval; how many cells are valid and why the others are
     not; the pick in words; the run folder. Fits in ``WIDTH`` columns."""
     from resnet_bench.measure.validity import codes
+    from resnet_bench.select.rules import short_label
 
     console = Console(width=WIDTH)
     timed = [r for r in rows if r.get("mode") in ("latency", "throughput") and r.get("status") == "ok"]
@@ -142,7 +143,7 @@ def run_summary(rows: list[dict], run_dir, sentences: list[str] = ()) -> None:
                                                      busiest.get("images_per_s_high"), "images/s"))):
             valid_mark = "" if row.get("valid") in (True, "True") else " (not valid)"
             table.add_row(f"ResNet-{depth}" if label == "fastest" else "", label,
-                          f"{row['backend']} {row['precision']} {row['mode']} b{row['batch_size']}{valid_mark}",
+                          f"{short_label(row)}{valid_mark}",
                           figure)
     console.print(table)
     for sentence in sentences:
@@ -161,13 +162,12 @@ def race_summary(console: Console, rows: list[dict], rounds: int, percentile: in
     table = Table(title=f"the race, round {rounds}", width=WIDTH, title_justify="left")
     for column in ("candidate", "state", "images/s (95%)", f"p{percentile} ms", "why"):
         table.add_column(column, overflow="fold")
-    q = percentile
     raced = [r for r in rows if r.get("status") != "not_raced"]
     for row in sorted(raced, key=lambda r: -(_finite(r.get("images_per_s")) or 0)):
         rate, low, high = (_finite(row.get(k)) for k in ("images_per_s", "images_per_s_low", "images_per_s_high"))
         interval = f" ({low:.3g}-{high:.3g})" if low is not None and high is not None else ""
         shown = f"{rate:.3g}{interval}" if rate else ""
-        latency = _finite(row.get(f"latency_ms_p{q}"))
+        latency = _finite(row.get(f"latency_ms_p{percentile}"))
         ended_in = _finite(row.get("race_round"))
         state = (row.get("race_state") or row["status"]) + (f" r{int(ended_in)}" if ended_in else "")
         table.add_row(f"{row['backend']} {row['precision']} {row['mode'][:3]} b{row['batch_size']}", state, shown,

@@ -24,7 +24,7 @@ from resnet_bench.report.plots import (
     plot,
 )
 from resnet_bench.results.runs import is_true
-from resnet_bench.select.rules import Constraints, Selection, cheapest, select, with_bounds
+from resnet_bench.select.rules import Constraints, Selection, cheapest, select, short_label, with_bounds
 
 
 @dataclass
@@ -260,7 +260,7 @@ def _compact(row: pd.Series, constraints: Constraints, role: str) -> dict:
                                            f"{row.latency_bound_ms:g} ms", "accuracy": row.get("accuracy_status", "")}
     q = constraints.latency_percentile
     return {"": role, "depth": row.depth,
-            "configuration": f"{row.backend} {row.precision} {row['mode']} b{row.batch_size}",
+            "configuration": short_label(row),
             "p50 ms (95% interval)": _interval(row.get("latency_ms_p50"), row.get("latency_ms_p50_low"),
                                                row.get("latency_ms_p50_high")),
             f"p{q} ms (upper bound)": _interval(row.get(f"latency_ms_p{q}_high"), None, None),

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from resnet_bench.select.confirm import ConfirmPlan, Finalist, cell_name, confirm
+from resnet_bench.select.rules import short_label
 
 
 def confirm_run(run_dir: Path, constraints, plan: ConfirmPlan, artifacts: Path, progress=lambda text: None) -> dict:
@@ -241,9 +242,6 @@ def answer(rows: list[dict], ended: dict, limits) -> str:
     raced = [r for r in rows if r.get("race_state") in ("picked", "tied", "out") and r.get("images_per_s")]
     q = limits.percentile
 
-    def name(row: dict) -> str:
-        return f"{row['backend']} {row['precision']} {row['mode']} b{row['batch_size']}"
-
     def figures(row: dict) -> str:
         return (f"{row['images_per_s']:.3g} images/s ({row['images_per_s_low']:.3g}-{row['images_per_s_high']:.3g})"
                 f", p{q} {row.get(f'latency_ms_p{q}', float('nan')):.3g} ms")
@@ -256,20 +254,20 @@ def answer(rows: list[dict], ended: dict, limits) -> str:
         closest = min(raced, key=lambda r: r.get(f"latency_ms_p{q}") or float("inf"))
         miss = (f", {closest[f'latency_ms_p{q}'] / budget - 1:.0%} over the {budget:g} ms budget"
                 if budget else "")
-        return (f"Nothing qualifies after {rounds} rounds: the closest, {name(closest)}, runs {figures(closest)}"
+        return (f"Nothing qualifies after {rounds} rounds: the closest, {short_label(closest)}, runs {figures(closest)}"
                 f"{miss}.")
     pick = next(r for r in rows if r["cell_id"] == ended["pick"])
     if ended.get("tied_with"):
         others = [r for r in rows if r["cell_id"] in ended["tied_with"]]
-        listed = "; ".join(f"{name(r)} {figures(r)}" for r in others[:2]) + (
+        listed = "; ".join(f"{short_label(r)} {figures(r)}" for r in others[:2]) + (
             f" and {len(others) - 2} more" if len(others) > 2 else "")
-        return (f"Tied within this machine's noise after {rounds} rounds of fresh processes: {name(pick)} "
+        return (f"Tied within this machine's noise after {rounds} rounds of fresh processes: {short_label(pick)} "
                 f"{figures(pick)}; {listed}.")
     beaten = [r for r in raced if r["cell_id"] != pick["cell_id"] and (
         limits.max_latency_ms is None or (r.get(f"latency_ms_p{q}") or float("inf")) <= limits.max_latency_ms)]
     runner = max(beaten, key=lambda r: r["images_per_s"], default=None)
-    margin = (f", {pick['images_per_s'] / runner['images_per_s'] - 1:.0%} ahead of the runner-up {name(runner)} "
+    margin = (f", {pick['images_per_s'] / runner['images_per_s'] - 1:.0%} ahead of the runner-up {short_label(runner)} "
               f"({runner['images_per_s']:.3g} images/s, out in round {runner.get('race_round')})" if runner else "")
     within = f" within p{q} <= {limits.max_latency_ms:g} ms" if limits.max_latency_ms else ""
-    return (f"Pick: {name(pick)}, {figures(pick)}{within}{margin}; separated beyond their cross-process intervals "
-            f"after {rounds} rounds ({ended.get('seconds', 0):.0f} s).")
+    return (f"Pick: {short_label(pick)}, {figures(pick)}{within}{margin}; separated beyond their cross-process "
+            f"intervals after {rounds} rounds ({ended.get('seconds', 0):.0f} s).")

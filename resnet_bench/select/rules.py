@@ -222,9 +222,10 @@ def label(row: pd.Series) -> str:
             + (f" ({row.machine})" if "machine" in row and isinstance(row.machine, str) else ""))
 
 
-def short_label(row: pd.Series) -> str:
-    """A configuration in a sentence that has named its device and machine already."""
-    return f"{row.backend} {row.precision} {row['mode']} b{row.batch_size}"
+def short_label(row) -> str:
+    """A configuration without its device and machine (a row of a frame or a dict): a table's
+    cell, or a sentence that has named them already."""
+    return f"{row['backend']} {row['precision']} {row['mode']} b{row['batch_size']}"
 
 
 def _miss_sentence(row: pd.Series, c: Constraints, miss: dict[str, float]) -> str:
