@@ -223,6 +223,8 @@ def select_target(config: SelectConfig, run_dir: Path, plan=None, progress=lambd
             continue
         timing = Timing(np.asarray(entry.samples), 0, 1)
         rate, low, high = entry.interval(entry.rates, plan.confidence)
+        if len(entry.rates) < 2:  # one process: no interval over processes to give
+            low = high = None
         spread = float(np.std(np.log(entry.rates), ddof=1)) if len(entry.rates) > 1 else None
         reasons = timing.invalid_reasons()  # the pooled samples' own precision (rounds are processes)
         writer.add(measured_row(entry.cell, context, stats=timing.stats(), images_per_s=rate, reasons=reasons,
@@ -243,8 +245,11 @@ def answer(rows: list[dict], ended: dict, limits) -> str:
     q = limits.percentile
 
     def figures(row: dict) -> str:
-        return (f"{row['images_per_s']:.3g} images/s ({row['images_per_s_low']:.3g}-{row['images_per_s_high']:.3g})"
-                f", p{q} {row.get(f'latency_ms_p{q}', float('nan')):.3g} ms")
+        low, high = row.get("images_per_s_low"), row.get("images_per_s_high")
+        interval = f" ({low:.3g}-{high:.3g})" if low is not None and high is not None and low == low else " (1 process)"
+        latency = row.get(f"latency_ms_p{q}")
+        shown = f"p{q} {latency:.3g} ms" if latency is not None and latency == latency else f"p{q} not bounded yet"
+        return f"{row['images_per_s']:.3g} images/s{interval}, {shown}"
 
     rounds = ended.get("rounds", 0)
     if ended.get("pick") is None:
@@ -261,7 +266,9 @@ def answer(rows: list[dict], ended: dict, limits) -> str:
         others = [r for r in rows if r["cell_id"] in ended["tied_with"]]
         listed = "; ".join(f"{short_label(r)} {figures(r)}" for r in others[:2]) + (
             f" and {len(others) - 2} more" if len(others) > 2 else "")
-        return (f"Tied within this machine's noise after {rounds} rounds of fresh processes: {short_label(pick)} "
+        why = (f" (stopped early: their gaps are under what {ended['planned']} rounds could resolve)"
+               if ended.get("ended") == "futile" and ended.get("planned") else "")
+        return (f"Tied within this machine's noise after {rounds} rounds of fresh processes{why}: {short_label(pick)} "
                 f"{figures(pick)}; {listed}.")
     beaten = [r for r in raced if r["cell_id"] != pick["cell_id"] and (
         limits.max_latency_ms is None or (r.get(f"latency_ms_p{q}") or float("inf")) <= limits.max_latency_ms)]

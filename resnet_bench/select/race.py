@@ -15,10 +15,18 @@ fixed up front (``RacePlan``):
   ``confidence``. Out when the latency interval lies above the budget, the rate interval below the
   minimum throughput, or below the rate interval of another candidate whose latency interval lies
   within the budget (dominated);
-* it stops when one candidate is left (the pick, ahead of every other beyond their intervals),
-  when the survivors' rate intervals all overlap after ``rounds`` (tied), or when the next round
-  would pass ``budget_s`` (the time the rounds so far took says so): then the best point estimate
-  is named with the others it cannot be told from.
+* it stops when one candidate is left (the pick, ahead of every other beyond their intervals);
+  from round 3, as soon as no survivor could be told from the best even after ``rounds`` rounds
+  (futility: each one's gap to the best, on the log scale, is less than two interval half-widths
+  projected to the last round from the survivors' pooled process-to-process spread; tied, and
+  the answer says so); when the survivors' rate intervals all overlap after ``rounds`` (tied);
+  or when the next round would pass ``budget_s`` (the time the rounds so far took says so): then
+  the best point estimate is named with the others it cannot be told from.
+
+A round starts one fresh process per backend and precision, not one per candidate: each process
+opens its backend's surviving configurations (mode x batch) one after the other, timed in turn
+with the other backends' processes on the same configuration. Twelve ResNet-50 candidates cost
+three process starts a round instead of twelve (each ~2 s of imports on 2 cores).
 
 How often a pick so made differs from the pick of a sweep long enough to be sure is measured by
 simulation (``simulate_race``; tests/select/test_race.py).
@@ -44,8 +52,14 @@ class RacePlan:
     budget_s: float = 300.0  # no round is started that the rounds so far say would end past this
     confidence: float = 0.95  # two-sided, each interval an elimination reads
     first_margin: float = 0.25  # round 1: out only when this far past a limit
+    futility: float = 2.0  # tie early when every gap to the best is under this many projected half-widths
     process: ProcessPlan = field(default_factory=lambda: ProcessPlan(blocks=2, block_s=0.25, warmup_iters=3,
                                                                      warmup_s=0.5))
+    # Round 1 only sorts out what misses by more than first_margin: one warm-up call (ResNet-50
+    # torch batch 8 is 0.6 s a call here) and a shorter block; its twelve cells were 61 s of a 120 s
+    # select with the later rounds' warm-up.
+    first: ProcessPlan = field(default_factory=lambda: ProcessPlan(blocks=2, block_s=0.15, warmup_iters=1,
+                                                                   warmup_s=0.2))
 
     def __post_init__(self) -> None:
         if self.rounds < 2:
@@ -119,6 +133,49 @@ def eliminate(entries: list[Entry], limits: Limits, plan: RacePlan, round_: int)
         e.state, e.left_in = "out", round_
 
 
+def _side(cell: dict) -> str:
+    """The process a candidate is measured in: one per backend and precision and round."""
+    return f"{cell['backend']} {cell['precision']}"
+
+
+def _records(racing: list[Entry]) -> list[tuple[CellRecord, dict[str, Entry]]]:
+    """One record per configuration (mode, batch): the backends' processes time it in turn."""
+    groups: dict[tuple, dict[str, Entry]] = {}
+    for e in racing:
+        groups.setdefault((e.cell.get("mode"), e.cell.get("batch_size")), {})[_side(e.cell)] = e
+    return [(CellRecord({side: e.cell for side, e in group.items()}, shared_k=False, keep_samples=True), group)
+            for group in groups.values()]
+
+
+def futile(entries: list[Entry], plan: RacePlan, round_: int) -> bool:
+    """From round 3: True when no survivor could be told from the best by the last planned round:
+    each gap to the best (log images/s) is under twice the interval half-width that the
+    survivors' pooled spread over processes gives at ``plan.rounds`` rounds (the elimination
+    needs the two intervals apart: a gap of two half-widths)."""
+    racing = [e for e in entries if e.state == "racing" and len(e.rates) >= 2]
+    if round_ < 3 or round_ >= plan.rounds or len(racing) < 2:  # 2 rounds: t(1) intervals, 12.7 sd wide
+        return False
+    from scipy.stats import t
+
+    logs = [np.log(np.asarray(e.rates, float)) for e in racing]
+    df = sum(len(x) - 1 for x in logs)
+    pooled = math.sqrt(sum(float(((x - x.mean()) ** 2).sum()) for x in logs) / df)
+    half = float(t.ppf(0.5 + plan.confidence / 2, plan.rounds - 1)) * pooled / math.sqrt(plan.rounds)
+    means = sorted((float(x.mean()) for x in logs), reverse=True)
+    return all(means[0] - m < plan.futility * half for m in means[1:])
+
+
+def _tie(entries: list[Entry], plan: RacePlan, done: int) -> None:
+    survivors = [e for e in entries if e.state == "racing"]
+    best = max(survivors, key=lambda e: e.interval(e.rates, plan.confidence)[0])
+    for e in survivors:
+        if e is not best:
+            e.state, e.left_in = "tied", done
+            e.why = f"not told apart from {cell_name(best.cell)} in {done} rounds"
+            if done < plan.rounds:
+                e.why += f" ({plan.rounds} would not either)"
+
+
 def race(entries: list[Entry], limits: Limits, plan: RacePlan, tree: Path, artifacts: Path,
          progress=lambda text: None) -> dict:
     """Race ``entries`` (candidates already past parity and accuracy) by ``plan``; each entry's state,
@@ -130,35 +187,40 @@ def race(entries: list[Entry], limits: Limits, plan: RacePlan, tree: Path, artif
         if len(racing) <= 1:
             ended = "one left"
             break
+        if done and futile(entries, plan, done):
+            ended = "futile"
+            break
         if done and time.perf_counter() - start + (time.perf_counter() - start) / done > plan.budget_s:
             ended = "budget"
             break
-        record = CellRecord({e.label: e.cell for e in racing}, shared_k=False, keep_samples=True)
+        records = _records(racing)
+        sides = sorted({_side(e.cell) for e in racing})
         hung: dict[str, str] = {}
-        measure_rounds({e.label: tree for e in racing}, [record], 1, plan.process, artifacts, hung, first_round=done,
-                       progress=progress, total=plan.rounds)
+        process = plan.first if done == 0 else plan.process
+        measure_rounds({side: tree for side in sides}, [r for r, _ in records], 1, process, artifacts, hung,
+                       first_round=done, progress=progress, total=plan.rounds)
         done += 1
-        for e in racing:
-            if e.label in record.failures:
-                e.state, e.left_in, e.why = "out", done, f"failed: {record.failures[e.label]['error']}"
-                continue
-            e.rates.append(float(np.median(record.rates[e.label][0])))
-            block = record.samples[e.label][0]
-            k = max(1, len(block) // plan.process.blocks)
-            e.quantiles.append(float(np.median([_quantile(block[i:i + k], limits.percentile)
-                                                for i in range(0, len(block), k)])))
-            e.samples += block
+        for record, group in records:
+            for side, e in group.items():
+                if side in record.failures:
+                    e.state, e.left_in, e.why = "out", done, f"failed: {record.failures[side]['error']}"
+                elif record.rates[side]:  # not measured this round when another backend failed in its record
+                    e.rates.append(float(np.median(record.rates[side][0])))
+                    block = record.samples[side][0]
+                    k = max(1, len(block) // process.blocks)
+                    e.quantiles.append(float(np.median([_quantile(block[i:i + k], limits.percentile)
+                                                        for i in range(0, len(block), k)])))
+                    e.samples += block
         eliminate(entries, limits, plan, done)
     survivors = [e for e in entries if e.state == "racing"]
     if not survivors:
         return {"ended": ended, "rounds": done, "seconds": time.perf_counter() - start, "pick": None}
     best = max(survivors, key=lambda e: e.interval(e.rates, plan.confidence)[0])
     tied = [e for e in survivors if e is not best]
+    _tie(entries, plan, done)
     best.state, best.left_in = ("picked" if not tied else "tied"), done
-    for e in tied:
-        e.state, e.left_in, e.why = "tied", done, f"not told apart from {cell_name(best.cell)} by round {done}"
-    return {"ended": ended, "rounds": done, "seconds": time.perf_counter() - start, "pick": best.label,
-            "tied_with": [e.label for e in tied]}
+    return {"ended": ended, "rounds": done, "planned": plan.rounds, "seconds": time.perf_counter() - start,
+            "pick": best.label, "tied_with": [e.label for e in tied]}
 
 
 def simulate_race(true_rates: list[float], true_latency: list[float], limits: Limits, plan: RacePlan,
@@ -181,13 +243,14 @@ def simulate_race(true_rates: list[float], true_latency: list[float], limits: Li
         ok &= rates >= limits.min_throughput
     best = rates[ok].max() if ok.any() else None
     right = ok & (rates >= (best or 0) * (1 - tie)) if best is not None else np.zeros(len(rates), bool)
-    wrong = picked_none = loose = named = off = 0
+    wrong = picked_none = loose = named = off = rounds_run = 0
     for _ in range(runs):
         entries = [Entry(str(i), {}) for i in range(len(rates))]
         for round_ in range(1, plan.rounds + 1):
             racing = [e for e in entries if e.state == "racing"]
-            if len(racing) <= 1:
+            if len(racing) <= 1 or futile(entries, plan, round_ - 1):
                 break
+            rounds_run += 1
             for e in racing:
                 i = int(e.label)
                 noise = rng.normal(0, process_sd)
@@ -206,4 +269,4 @@ def simulate_race(true_rates: list[float], true_latency: list[float], limits: Li
         off += not right[pick]
         named += len(survivors)
     return {"runs": runs, "wrong": wrong / runs, "none": picked_none / runs, "loose": loose / runs,
-            "named": named / max(1, runs - picked_none), "pick_off": off / runs}
+            "named": named / max(1, runs - picked_none), "pick_off": off / runs, "rounds": rounds_run / runs}

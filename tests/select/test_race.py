@@ -45,7 +45,11 @@ def test_the_raced_pick_is_right_at_least_95_times_in_100(budget, sd):
     # within ~1% and pick_off's 5.9% at sd 6% within ~2% (95%), inside the bounds, in a third of the time
     found = simulate_race(RATES, P90, Limits(max_latency_ms=budget), PLAN, process_sd=sd, runs=600, seed=1)
     assert found["wrong"] <= 0.05 and found["named"] <= named_bound(sd), found
-    assert found["pick_off"] <= (0.02 if sd <= 0.03 else 0.10), found
+    # The early tie (futility, from round 3) trades rounds for order among near-ties: 2000 races, 4.5
+    # rounds instead of 6.0 at sd 3% (first-named off by more than 3%: 1.3% instead of 0.4%), 3.7
+    # instead of 6.0 at 6% (11.3% instead of 5.9%); each one named is within 4% of the best (docs/reports.md)
+    assert found["pick_off"] <= (0.035 if sd <= 0.03 else 0.16), found
+    assert found["rounds"] <= (4.8 if sd <= 0.03 else 4.0), found
 
 
 def test_a_race_that_named_everyone_would_be_caught_by_named():
@@ -101,3 +105,34 @@ def test_the_race_summary_fits_100_columns_and_puts_the_never_raced_on_one_line(
     (line,) = [line for line in text.splitlines() if line.startswith("not raced")]
     assert line == "not raced (8 candidates: onnxruntime int8, openvino int8): accuracy not established"
     assert "int8 lat" not in text  # no row each for the never-raced
+
+
+def test_futility_ties_equal_candidates_early_and_never_cuts_a_clear_lead():
+    """Two candidates of equal truth: no number of rounds can order them, and the race says so
+    before its last round; a 20% lead is still separated (the stop does not cut it short)."""
+    equal = simulate_race([25.0, 25.0], [50.0, 50.0], Limits(max_latency_ms=100), PLAN, process_sd=0.03,
+                          runs=300, seed=2)
+    assert equal["wrong"] == 0.0 and equal["rounds"] < 4.5, equal
+    clear = simulate_race([30.0, 25.0], [50.0, 50.0], Limits(max_latency_ms=100), PLAN, process_sd=0.03,
+                          runs=300, seed=2)
+    assert clear["named"] <= 1.05 and clear["pick_off"] <= 0.01, clear
+
+
+def test_a_race_over_real_processes_of_known_service_time(tmp_path):
+    """Fresh worker processes of a backend of known service time (a real sleep): 10 ms at batch 4
+    is 400 images/s, 10 ms at batch 2 is 200 (dominated), 40 ms at batch 8 misses a 25 ms
+    budget by more than round 1's margin. The race must pick the first, alone."""
+    from resnet_bench.select.race import race
+    from resnet_bench.util.files import PACKAGE
+
+    def cell(batch, ms):
+        return {"backend": "service-time", "precision": "fp32", "mode": "latency", "batch_size": batch,
+                "service_ms": ms, "depth": 18, "input_size": 2, "device": "cpu"}
+
+    entries = [Entry("fast", cell(4, 10.0)), Entry("half", cell(2, 10.0)), Entry("slow", cell(8, 40.0))]
+    ended = race(entries, Limits(max_latency_ms=25), RacePlan(rounds=4), PACKAGE.parent, tmp_path)
+    state = {e.label: (e.state, e.left_in) for e in entries}
+    assert ended["pick"] == "fast" and state["fast"][0] == "picked", (ended, state)
+    assert state["slow"] == ("out", 1) and "over the 25 ms budget" in entries[2].why
+    assert state["half"][0] == "out" and "below another that meets the budget" in entries[1].why
+    assert 370 < entries[0].rates[0] <= 400  # 4 images per 10 ms sleep; a sleep overshoots, never undershoots
