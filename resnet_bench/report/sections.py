@@ -287,6 +287,13 @@ def cost_section(frame: pd.DataFrame, constraints: Constraints, out: Path, selec
                                 "No row has a cost: run the fleet with --prices FILE.")
         return section
     section.text += [pick["reason"] for pick in picks]
+    kinds = frame.get("machine_kind", pd.Series(index=frame.index, dtype=object))
+    cost = pd.to_numeric(frame.get("cost_per_million"), errors="coerce")
+    priced = set(kinds[cost.notna()].dropna())
+    unpriced = sorted(set(kinds.dropna()) - priced)
+    if unpriced:
+        section.text.append(f"No price for {', '.join(unpriced)}: left out of the cost ranking "
+                            "(add the kind to the price file).")
     section.text.append("Cost per million images = price per hour / 3600 / images per second x 1e6, at the LoadGen "
                         "Server peak under the latency bound where a row has one, else at the closed loop's rate (the "
                         "basis column says which). Prices change: each carries its basis, date and source.")

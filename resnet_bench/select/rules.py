@@ -402,7 +402,9 @@ def cheapest(selection: Selection, frame: pd.DataFrame, c: Constraints) -> list[
         best = ordered.iloc[0]
         runner = ordered.iloc[1] if len(ordered) > 1 else None
         rate = "Server peak" if best.get("scenario") == "server" else "closed loop"
-        text = (f"ResNet-{depth}: the cheapest that meets {c.describe()} is {label(best)} at "
+        wanted = c.describe()
+        meets = "the cheapest" if wanted == "none" else f"the cheapest that meets {wanted}"
+        text = (f"ResNet-{depth}: {meets} is {label(best)} at "
                 f"{best.cost_per_million:.3g} per million images ({rate}; {best.cost_basis})")
         if runner is not None:
             text += f"; next, {label(runner)} at {runner.cost_per_million:.3g}"

@@ -80,7 +80,8 @@ def test_two_machine_kinds_one_merged_report_with_cost(cluster, tmp_path, store_
     assert str(b["cost_per_million"]) == "nan" and "no price for machine kind 'epyc-b'" in b["cost_basis"]
     assert main(["report", str(fleet), "--out", str(tmp_path / "report")]) == 0
     text = (tmp_path / "report" / "report.md").read_text()
-    assert "## Across machines: cost at the SLA" in text and "the cheapest that meets" in text
+    assert "## Across machines: cost at the SLA" in text and "ResNet-18: the cheapest is" in text
+    assert "No price for epyc-b: left out of the cost ranking" in text
     for kind in ("epyc-a", "epyc-b"):
         assert f"## {kind}: 3. Batch scaling" in text and f"## {kind}: 8. Validity" in text
 
