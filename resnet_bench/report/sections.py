@@ -288,9 +288,8 @@ def cost_section(frame: pd.DataFrame, constraints: Constraints, out: Path, selec
         return section
     section.text += [pick["reason"] for pick in picks]
     kinds = frame.get("machine_kind", pd.Series(index=frame.index, dtype=object))
-    cost = pd.to_numeric(frame.get("cost_per_million"), errors="coerce")
-    priced = set(kinds[cost.notna()].dropna())
-    unpriced = sorted(set(kinds.dropna()) - priced)
+    basis = frame.get("cost_basis", pd.Series(index=frame.index, dtype=object)).astype(str)
+    unpriced = sorted(set(kinds[basis.str.startswith("no price for machine kind")].dropna()))  # not: no rate
     if unpriced:
         section.text.append(f"No price for {', '.join(unpriced)}: left out of the cost ranking "
                             "(add the kind to the price file).")

@@ -1,13 +1,13 @@
 """``resnet-bench select``: race the candidates instead of timing every one for a fixed time.
 
 Selection is a racing problem. Every candidate (backend x precision x mode x batch of one depth)
-that passed parity and may be picked on accuracy is measured briefly, in fresh processes (one per
-candidate per round, the gate's process machinery); after each round the candidates that are
-clearly out are dropped and the next round spends its time on the ones still close. The plan is
+that passed parity and may be picked on accuracy is measured briefly, in fresh processes (one
+per backend and precision per round, the gate's process machinery); after each round the
+candidates that are clearly out are dropped and the next round spends its time on the ones still close. The plan is
 fixed up front (``RacePlan``):
 
-* round 1 (one process each): out when its p-quantile latency is over the budget by more than a
-  factor 1 + ``first_margin`` (1.25, past the process-to-process noise seen here), or its
+* round 1, and any candidate with one process measured so far: out when its p-quantile latency
+  is over the budget by more than a factor 1 + ``first_margin`` (1.25, past the process-to-process noise seen here), or its
   images/s times that factor is short of ``min_throughput`` or of another candidate that surely
   meets the budget;
 * from round 2: per candidate and round, the median over its blocks of images/s and of the
@@ -106,17 +106,21 @@ def _quantile(samples: list[float], q: int) -> float:
     return float(np.percentile(samples, q)) if samples else math.nan
 
 
+def _view(e: Entry, plan: RacePlan) -> tuple[float, float, float, float, float, float]:
+    """(rate, low, high, latency, low, high) of one candidate: t-intervals over its rounds, or, while
+    it has one process measured (round 1, or a round lost to another backend's failure), a factor
+    of (1 + first_margin) either way: 130 ms is out of 100 ms, 120 ms is not."""
+    if len(e.rates) >= 2:
+        return (*e.interval(e.rates, plan.confidence), *e.interval(e.quantiles, plan.confidence))
+    f = 1 + plan.first_margin
+    return e.rates[0], e.rates[0] / f, e.rates[0] * f, e.quantiles[0], e.quantiles[0] / f, e.quantiles[0] * f
+
+
 def eliminate(entries: list[Entry], limits: Limits, plan: RacePlan, round_: int) -> None:
-    """Drop the candidates that are clearly out after ``round_`` rounds (see the module's rules)."""
-    racing = [e for e in entries if e.state == "racing"]
-    if round_ == 1:  # one process each: only what misses by more than the noise seen between processes
-        margin = plan.first_margin
-        view = {e.label: (e.rates[0], e.rates[0] / (1 + margin), e.rates[0] * (1 + margin),
-                          e.quantiles[0], e.quantiles[0] / (1 + margin), e.quantiles[0] * (1 + margin))
-                for e in racing}  # a factor of (1 + margin) either way: 130 ms is out of 100 ms, 120 ms is not
-    else:
-        view = {e.label: (*e.interval(e.rates, plan.confidence), *e.interval(e.quantiles, plan.confidence))
-                for e in racing}
+    """Drop the candidates that are clearly out after ``round_`` rounds (see the module's rules); a
+    candidate not measured yet (its record lost to another backend's failure) is left alone."""
+    racing = [e for e in entries if e.state == "racing" and e.rates]
+    view = {e.label: _view(e, plan) for e in racing}
     budget, least = limits.max_latency_ms, limits.min_throughput
     within = [e for e in racing if budget is None or view[e.label][5] <= budget]  # surely meets the budget
     best_low = max((view[e.label][1] for e in within), default=None)
@@ -138,23 +142,28 @@ def _side(cell: dict) -> str:
     return f"{cell['backend']} {cell['precision']}"
 
 
-def _records(racing: list[Entry]) -> list[tuple[CellRecord, dict[str, Entry]]]:
-    """One record per configuration (mode, batch): the backends' processes time it in turn."""
+def _records(racing: list[Entry], round_: int) -> list[tuple[CellRecord, dict[str, Entry]]]:
+    """One record per configuration (the cell but its backend and precision: mode, batch...): the
+    backends' processes time it in turn. The order of the configurations inside a process is
+    reversed every other round (none is always the first a process opens)."""
     groups: dict[tuple, dict[str, Entry]] = {}
     for e in racing:
-        groups.setdefault((e.cell.get("mode"), e.cell.get("batch_size")), {})[_side(e.cell)] = e
-    return [(CellRecord({side: e.cell for side, e in group.items()}, shared_k=False, keep_samples=True), group)
-            for group in groups.values()]
+        key = tuple(sorted((k, str(v)) for k, v in e.cell.items() if k not in ("backend", "precision")))
+        groups.setdefault(key, {})[_side(e.cell)] = e
+    records = [(CellRecord({side: e.cell for side, e in group.items()}, shared_k=False, keep_samples=True), group)
+               for group in groups.values()]
+    return records if round_ % 2 == 0 else records[::-1]
 
 
 def futile(entries: list[Entry], plan: RacePlan, round_: int) -> bool:
     """From round 3: True when no survivor could be told from the best by the last planned round:
     each gap to the best (log images/s) is under twice the interval half-width that the
     survivors' pooled spread over processes gives at ``plan.rounds`` rounds (the elimination
-    needs the two intervals apart: a gap of two half-widths)."""
-    racing = [e for e in entries if e.state == "racing" and len(e.rates) >= 2]
-    if round_ < 3 or round_ >= plan.rounds or len(racing) < 2:  # 2 rounds: t(1) intervals, 12.7 sd wide
-        return False
+    needs the two intervals apart: a gap of two half-widths). It reads rates only: a tied survivor
+    whose latency interval still straddles the budget is named as tied (its p-quantile shown)."""
+    racing = [e for e in entries if e.state == "racing"]
+    if round_ < 3 or round_ >= plan.rounds or len(racing) < 2 or any(len(e.rates) < 2 for e in racing):
+        return False  # 2 rounds: t(1) intervals, 12.7 sd wide
     from scipy.stats import t
 
     logs = [np.log(np.asarray(e.rates, float)) for e in racing]
@@ -165,14 +174,14 @@ def futile(entries: list[Entry], plan: RacePlan, round_: int) -> bool:
     return all(means[0] - m < plan.futility * half for m in means[1:])
 
 
-def _tie(entries: list[Entry], plan: RacePlan, done: int) -> None:
+def _tie(entries: list[Entry], plan: RacePlan, done: int, futility: bool) -> None:
     survivors = [e for e in entries if e.state == "racing"]
     best = max(survivors, key=lambda e: e.interval(e.rates, plan.confidence)[0])
     for e in survivors:
         if e is not best:
             e.state, e.left_in = "tied", done
             e.why = f"not told apart from {cell_name(best.cell)} in {done} rounds"
-            if done < plan.rounds:
+            if futility:
                 e.why += f" ({plan.rounds} would not either)"
 
 
@@ -193,7 +202,7 @@ def race(entries: list[Entry], limits: Limits, plan: RacePlan, tree: Path, artif
         if done and time.perf_counter() - start + (time.perf_counter() - start) / done > plan.budget_s:
             ended = "budget"
             break
-        records = _records(racing)
+        records = _records(racing, done)
         sides = sorted({_side(e.cell) for e in racing})
         hung: dict[str, str] = {}
         process = plan.first if done == 0 else plan.process
@@ -212,12 +221,15 @@ def race(entries: list[Entry], limits: Limits, plan: RacePlan, tree: Path, artif
                                                         for i in range(0, len(block), k)])))
                     e.samples += block
         eliminate(entries, limits, plan, done)
+    for e in entries:
+        if e.state == "racing" and not e.rates:
+            e.state, e.left_in, e.why = "out", done, "not measured: another backend's process failed in its rounds"
     survivors = [e for e in entries if e.state == "racing"]
     if not survivors:
         return {"ended": ended, "rounds": done, "seconds": time.perf_counter() - start, "pick": None}
     best = max(survivors, key=lambda e: e.interval(e.rates, plan.confidence)[0])
     tied = [e for e in survivors if e is not best]
-    _tie(entries, plan, done)
+    _tie(entries, plan, done, ended == "futile")
     best.state, best.left_in = ("picked" if not tied else "tied"), done
     return {"ended": ended, "rounds": done, "planned": plan.rounds, "seconds": time.perf_counter() - start,
             "pick": best.label, "tied_with": [e.label for e in tied]}

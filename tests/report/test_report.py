@@ -68,7 +68,10 @@ def loadgen_dir(tmp_path_factory, store_dir, small_artifacts):
 
 
 def test_under_load_puts_the_server_peak_beside_the_closed_loop(tmp_path, run_dir, loadgen_dir):
-    text = build_report([run_dir, loadgen_dir], tmp_path, Constraints(max_latency_ms=100)).read_text()
+    # p50: 6 samples bound it, so both backends stay finalists however slow a loaded host makes them
+    # (at p90 a CI run lost one, and the Server search then covered every finalist)
+    text = build_report([run_dir, loadgen_dir], tmp_path, Constraints(max_latency_ms=100, latency_percentile=50)
+                        ).read_text()
     assert "## 5. Under load (MLPerf LoadGen)" in text
     assert "**Server peak at the bound, beside the closed loop**" in text
     assert "peak QPS (Poisson)" in text and "p90 Poisson / closed" in text and "**LoadGen scenarios**" in text

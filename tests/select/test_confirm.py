@@ -25,7 +25,11 @@ def test_identical_cells_are_tied_within_noise(store_dir):
     assert margin.low < 1 < margin.high and margin.ratio == pytest.approx(1, abs=0.05)
     assert confirmation.spread["a"] > 0 and confirmation.rates["a"] == pytest.approx(1e3 / 3.0, rel=0.15)
     text = sentence(confirmation, {"a": "onnxruntime", "b": "its twin"})
-    assert text.startswith("onnxruntime and its twin are tied within the noise of this machine")
+    # "tied" only when the interval is inside ±5% (test_a_wide_interval_is_not_called_a_tie pins both
+    # wordings); a loaded CI host gave -4.8% to +7.3% on these identical cells: said as not told apart
+    inside = 0.95 <= margin.low and margin.high <= 1.05
+    assert text.startswith("onnxruntime and its twin are tied within the noise of this machine" if inside else
+                           "onnxruntime and its twin are not told apart in 12 fresh processes each"), text
     # 99.9% over 3 looks is 99.967% a look: said as such, never rounded up to "100.0%"
     assert "12 fresh processes each, 99.96% interval" in text, text
 
