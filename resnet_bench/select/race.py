@@ -7,9 +7,9 @@ candidates that are clearly out are dropped and the next round spends its time o
 fixed up front (``RacePlan``):
 
 * round 1, and any candidate with one process measured so far: out when its p-quantile latency
-  is over the budget by more than a factor 1 + ``first_margin`` (1.25, past the process-to-process noise seen here), or its
-  images/s times that factor is short of ``min_throughput`` or of another candidate that surely
-  meets the budget;
+  is over the budget by more than a factor 1 + ``first_margin`` (1.25, past the
+  process-to-process noise seen here), or its images/s times that factor is short of
+  ``min_throughput`` or of another candidate that surely meets the budget;
 * from round 2: per candidate and round, the median over its blocks of images/s and of the
   p-quantile latency of each block; t-intervals over the rounds (processes) of their logs at
   ``confidence``. Out when the latency interval lies above the budget, the rate interval below the
