@@ -174,15 +174,12 @@ def futile(entries: list[Entry], plan: RacePlan, round_: int) -> bool:
     return all(means[0] - m < plan.futility * half for m in means[1:])
 
 
-def _tie(entries: list[Entry], plan: RacePlan, done: int, futility: bool) -> None:
-    survivors = [e for e in entries if e.state == "racing"]
-    best = max(survivors, key=lambda e: e.interval(e.rates, plan.confidence)[0])
-    for e in survivors:
-        if e is not best:
-            e.state, e.left_in = "tied", done
-            e.why = f"not told apart from {cell_name(best.cell)} in {done} rounds"
-            if futility:
-                e.why += f" ({plan.rounds} would not either)"
+def _tie(best: Entry, tied: list[Entry], plan: RacePlan, done: int, futility: bool) -> None:
+    for e in tied:
+        e.state, e.left_in = "tied", done
+        e.why = f"not told apart from {cell_name(best.cell)} in {done} rounds"
+        if futility:
+            e.why += f" ({plan.rounds} would not either)"
 
 
 def race(entries: list[Entry], limits: Limits, plan: RacePlan, tree: Path, artifacts: Path,
@@ -229,7 +226,7 @@ def race(entries: list[Entry], limits: Limits, plan: RacePlan, tree: Path, artif
         return {"ended": ended, "rounds": done, "seconds": time.perf_counter() - start, "pick": None}
     best = max(survivors, key=lambda e: e.interval(e.rates, plan.confidence)[0])
     tied = [e for e in survivors if e is not best]
-    _tie(entries, plan, done, ended == "futile")
+    _tie(best, tied, plan, done, ended == "futile")
     best.state, best.left_in = ("picked" if not tied else "tied"), done
     return {"ended": ended, "rounds": done, "planned": plan.rounds, "seconds": time.perf_counter() - start,
             "pick": best.label, "tied_with": [e.label for e in tied]}
