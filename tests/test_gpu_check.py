@@ -92,3 +92,36 @@ def test_a_copy_without_git_takes_its_commit_from_the_stamp_while_the_code_is_un
     edited = copy / "resnet_bench" / "gate" / "run.py"
     edited.write_text(edited.read_text() + "\n# an edit after the stamp\n")
     assert provenance() == {"git_commit": None, "git_dirty": None}  # the stamp no longer describes this code
+
+
+def test_a_checkout_is_dirty_exactly_when_its_code_has_uncommitted_changes(tmp_path):
+    """From any working directory: the code's commit, clean after the commit, dirty after an edit to
+    the package (or a new file in it), clean again when only a file outside the code changed. (It
+    read clean with every change: git status ran inside resnet_bench/ on paths from the top.)"""
+    copy = tmp_path / "checkout"
+    for name in ("resnet_bench", "exporters", "benchmarks"):
+        shutil.copytree(REPO / name, copy / name, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "Makefile", "README.md", ".gitignore"):  # .gitignore: the imports' __pycache__
+        shutil.copy(REPO / name, copy / name)
+    env = {"PYTHONPATH": str(copy), "PATH": "/usr/bin:/bin", "GIT_CEILING_DIRECTORIES": str(tmp_path),
+           "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    for args in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "code"]):
+        subprocess.run(["git", *args], cwd=copy, check=True, env=env, capture_output=True)
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=copy, check=True, env=env, capture_output=True,
+                            text=True).stdout.strip()
+    code = "import json; from resnet_bench.machine.fingerprint import provenance; print(json.dumps(provenance()))"
+
+    def provenance() -> dict:
+        result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
+                                check=True, env=env)
+        return json.loads(result.stdout)
+
+    assert provenance() == {"git_commit": commit, "git_dirty": False}
+    (copy / "README.md").write_text("not code\n")
+    assert provenance() == {"git_commit": commit, "git_dirty": False}
+    edited = copy / "resnet_bench" / "gate" / "run.py"
+    edited.write_text(edited.read_text() + "\n# an uncommitted edit\n")
+    assert provenance() == {"git_commit": commit, "git_dirty": True}
+    subprocess.run(["git", "checkout", "-q", "--", "resnet_bench"], cwd=copy, check=True, env=env)
+    (copy / "exporters" / "new_module.py").write_text("X = 1\n")
+    assert provenance() == {"git_commit": commit, "git_dirty": True}

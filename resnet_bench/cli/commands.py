@@ -42,11 +42,12 @@ def cmd_flops(args: argparse.Namespace) -> int:
 
 
 def cmd_time(args: argparse.Namespace) -> int:
-    from resnet_bench.sweep.single import time_torch_cpu
+    from resnet_bench.sweep.single import rule_with_max, time_torch_cpu
 
     limits.require_batch(args.batch, args.input_size)
+    rule = rule_with_max(args.max_time)
     with stdout_to_stderr():
-        row = time_torch_cpu(args.depth, args.variant, args.batch, args.input_size, args.weights)
+        row = time_torch_cpu(args.depth, args.variant, args.batch, args.input_size, args.weights, rule)
     emit([row], args.format, title="PyTorch eager, CPU, single-stream latency")
     return 0
 

@@ -81,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_args(p)
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--input-size", type=int, default=224)
+    p.add_argument("--max-time", type=float, default=None,
+                   help="timed seconds at most (default 20; a cell short of ±1%% by then is marked invalid)")
     p.add_argument("--format", choices=FORMATS, default="table")
     p.set_defaults(func=commands.cmd_time)
 

@@ -105,8 +105,9 @@ def stamp() -> Path:
 
 def _git(*args: str) -> str | None:
     try:
+        # from the checkout's top (where CODE's paths start), not from inside the package
         return subprocess.run(["git", *args], capture_output=True, text=True, check=True,
-                              cwd=PACKAGE).stdout.strip()
+                              cwd=PACKAGE.parent).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return None
 

@@ -172,9 +172,10 @@ def test_help_on_every_command(capsys):
 
 def test_time_reports_a_real_measurement(capsys):
     torch.set_num_threads(1)
-    assert main(["time", "--depth", "18", "--input-size", "64", "--format", "json"]) == 0
+    assert main(["time", "--depth", "18", "--input-size", "64", "--max-time", "1", "--format", "json"]) == 0
     (row,) = json.loads(capsys.readouterr().out)
     assert row["iterations"] >= 30 and row["latency_ms_p50"] > 0
+    assert row["iterations"] * row["latency_ms_min"] <= 1000 * 1.05  # stopped by --max-time (1 s of calls)
     assert row["latency_ms_min"] <= row["latency_ms_p50"] <= row["latency_ms_max"]
     assert row["threads"] == torch.get_num_threads()  # what torch ran with (the test set 1 before)
 

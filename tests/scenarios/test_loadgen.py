@@ -65,18 +65,20 @@ def test_server_below_capacity_is_valid_and_far_above_is_invalid(tmp_path):
 
 
 def test_peak_search_finds_the_capacity_of_a_known_server(tmp_path):
-    lanes = [direct_runner(ServiceTimeBackend(SERVICE_S))]
-
-    span = Duration("test", min_duration_s=0.5)  # the quick count, 256 queries: long enough for a queue to build
+    # 2.5 ms a request: a capacity of 400 QPS, so the quick count of 256 queries (long enough for
+    # a queue to build) takes under a second a step; the bound is 10 service times, as 100 ms at 10 ms
+    service_s = 0.0025
+    lanes = [direct_runner(ServiceTimeBackend(service_s))]
+    span = Duration("test", min_duration_s=0.5)
 
     def run_at(qps, folder):
-        return run_loadgen(SystemUnderTest(IMAGES, lanes=lanes), Load("server", target_qps=qps, bound_ms=100),
+        return run_loadgen(SystemUnderTest(IMAGES, lanes=lanes), Load("server", target_qps=qps, bound_ms=25),
                            span, tmp_path / folder)
 
-    peak, steps = peak_search(run_at, 50, tolerance=0.1, max_steps=7)
+    peak, steps = peak_search(run_at, 200, tolerance=0.1, max_steps=7)
     assert peak is not None and peak.outcome.result.valid
-    # 100 QPS is the capacity; under a 100 ms p90 bound an M/D/1 queue holds to ~90% of it
-    assert 60 <= peak.target_qps <= 115
+    # 400 QPS is the capacity; under a p90 bound of 10 service times an M/D/1 queue holds to ~90% of it
+    assert 240 <= peak.target_qps <= 460
     invalid = [s.target_qps for s in steps if not s.outcome.result.valid]
     assert invalid and min(invalid) > peak.target_qps  # bracketed from above
     assert [s.phase for s in steps][:2] == ["bracket", "bracket"] and len(steps) <= 7
@@ -229,9 +231,11 @@ def test_full_profile_adds_offline_and_server_for_every_finalist_per_depth(small
 
     monkeypatch.setitem(settings.DURATIONS, "quick", Duration("quick", min_duration_s=0.5, server_queries=64))
     monkeypatch.setitem(RULES, "loadgen_reference", SHORT_RULE)
+    monkeypatch.setitem(RULES, "batch_probe", StopRule(warmup_iters=2, warmup_s=0, min_iters=6, min_s=0.05, max_s=1))
     assert SweepConfig.from_profile("quick", "cpu").loadgen == ()  # the quick profile stays as it was
     config = SweepConfig.from_profile(
         "full", "cpu", depths=(18,), batches=(1,), backends=("onnxruntime", "openvino"), input_size=64,
+        precisions=("fp32",),  # the full profile's int8 and bf16 cells cost 20 s of quantizing and timing, not LoadGen
         artifacts=str(store_dir), parity_images=8, roofs=False,
         rule=StopRule(warmup_iters=2, warmup_s=0, min_iters=10, min_s=0.2, max_s=2))
     assert config.loadgen == ("offline", "server")

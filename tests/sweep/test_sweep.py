@@ -128,7 +128,7 @@ def _bench(*args):
 def test_kill_mid_sweep_then_resume_runs_only_missing_cells(tmp_path, store_dir, small_artifacts):
     args = ["--depths", "18", "--input-size", "64", "--batches", "1,2", "--backends", "torch,onnxruntime",
             "--artifacts", str(store_dir), "--out", str(tmp_path), "--warmup-iters", "2",
-            "--warmup-time", "0", "--min-iters", "5", "--min-time", "0.5", "--max-time", "2",
+            "--warmup-time", "0", "--min-iters", "5", "--min-time", "0.3", "--max-time", "1",
             "--format", "json"]
     process = subprocess.Popen(_bench(*args), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
@@ -183,6 +183,10 @@ def test_profiles():
     full_cpu = SweepConfig.from_profile("full", "cpu", rule_overrides={"max_s": 5.0})
     assert full_cpu.precisions == ("fp32", "bf16", "int8") and full_cpu.rule.target_precision == 0.01
     assert full_cpu.rule.max_s == 5.0
+    # --max-time under the profile's 2 s minimum cuts the minimum; both given and crossed is an error
+    assert SweepConfig.from_profile("quick", "cpu", rule_overrides={"max_s": 0.5}).rule.min_s == 0.5
+    with pytest.raises(ValueError, match=r"max_s \(0.5\) must be >= min_s \(1"):
+        SweepConfig.from_profile("quick", "cpu", rule_overrides={"max_s": 0.5, "min_s": 1.0})
     assert SweepConfig.from_profile("quick", "cpu", depths=(50,)).depths == (50,)
 
 
