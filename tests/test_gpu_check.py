@@ -123,5 +123,11 @@ def test_a_checkout_is_dirty_exactly_when_its_code_has_uncommitted_changes(tmp_p
     edited.write_text(edited.read_text() + "\n# an uncommitted edit\n")
     assert provenance() == {"git_commit": commit, "git_dirty": True}
     subprocess.run(["git", "checkout", "-q", "--", "resnet_bench"], cwd=copy, check=True, env=env)
+    assert provenance() == {"git_commit": commit, "git_dirty": False}  # README still edited: not code
     (copy / "exporters" / "new_module.py").write_text("X = 1\n")
     assert provenance() == {"git_commit": commit, "git_dirty": True}
+    # a copy of the package inside that checkout (an install into a venv there) is not its commit
+    inner = copy / "build" / "site"
+    shutil.copytree(copy / "resnet_bench", inner / "resnet_bench", ignore=shutil.ignore_patterns("__pycache__"))
+    env["PYTHONPATH"] = str(inner)
+    assert provenance() == {"git_commit": None, "git_dirty": None}

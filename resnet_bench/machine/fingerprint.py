@@ -83,7 +83,10 @@ def provenance() -> dict:
     """The commit of the code running and whether its code has uncommitted changes: from git in
     a checkout; in a copy without one, from its STAMP when the code still hashes as stamped;
     else None (unknown)."""
-    commit = _git("rev-parse", "HEAD")
+    top = _git("rev-parse", "--show-toplevel")
+    # git only where the package sits at a checkout's top (a copy installed into a venv inside
+    # some checkout would otherwise take that checkout's commit, its own paths ignored there)
+    commit = _git("rev-parse", "HEAD") if top and Path(top).resolve() == PACKAGE.parent.resolve() else None
     if commit is not None:
         status = _git("status", "--porcelain", "--untracked-files=all", "--", *CODE)
         return {"git_commit": commit, "git_dirty": bool(status) if status is not None else None}

@@ -149,6 +149,12 @@ class StopRule:
         """The precision validity asks for (the target, or DEFAULT_PRECISION without one)."""
         return self.target_precision or DEFAULT_PRECISION
 
+    def capped(self, max_s: float) -> StopRule:
+        """This rule stopped at ``max_s`` timed seconds (``--max-time``), its minimum time cut to fit."""
+        if not max_s > 0:
+            raise ValueError(f"--max-time must be more than 0 seconds, got {max_s:g}")
+        return replace(self, max_s=max_s, min_s=min(self.min_s, max_s))
+
     @classmethod
     def fixed(cls, calls: int, min_s: float = 0.0, warmup_iters: int = 0, warmup_s: float = 0.0) -> StopRule:
         """At least ``calls`` timed calls and ``min_s`` seconds, no other stop (with min_s = 0:

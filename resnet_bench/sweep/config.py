@@ -88,7 +88,7 @@ class SweepConfig:
         rule_overrides = dict(rule_overrides or {})
         if rule_overrides.get("max_s") is not None and rule_overrides.get("min_s") is None:
             # a --max-time under the profile's minimum time cuts that minimum too (not an error)
-            rule_overrides["min_s"] = min(base["rule"].min_s, rule_overrides["max_s"])
+            base["rule"] = base["rule"].capped(rule_overrides.pop("max_s"))
         base["rule"] = replace(base["rule"], **rule_overrides)
         if profile == "full" and device == "cuda":
             base["batches"] = FULL_CUDA_BATCHES

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from resnet_bench.backends import BackendOptions
 from resnet_bench.backends.torch_backend import TorchBackend
 from resnet_bench.measure.timing import SWEEP_RULE, StopRule
@@ -19,12 +17,8 @@ TAIL = ("images_per_s", "gmacs", "paper_gmacs", "achieved_gflops", "valid", "inv
 
 
 def rule_with_max(max_s: float | None) -> StopRule:
-    """The sweep's rule, stopped at ``max_s`` timed seconds (its minimum time cut to fit)."""
-    if max_s is None:
-        return SWEEP_RULE
-    if not max_s > 0:
-        raise ValueError(f"--max-time must be more than 0 seconds, got {max_s:g}")
-    return replace(SWEEP_RULE, max_s=max_s, min_s=min(SWEEP_RULE.min_s, max_s))
+    """The sweep's rule, stopped at ``max_s`` timed seconds when given."""
+    return SWEEP_RULE if max_s is None else SWEEP_RULE.capped(max_s)
 
 
 def time_torch_cpu(depth: int, variant: str = "v1.5", batch: int = 1, input_size: int = 224,

@@ -175,7 +175,8 @@ def test_time_reports_a_real_measurement(capsys):
     assert main(["time", "--depth", "18", "--input-size", "64", "--max-time", "1", "--format", "json"]) == 0
     (row,) = json.loads(capsys.readouterr().out)
     assert row["iterations"] >= 30 and row["latency_ms_p50"] > 0
-    assert row["iterations"] * row["latency_ms_min"] <= 1000 * 1.05  # stopped by --max-time (1 s of calls)
+    # stopped by --max-time: the timed calls sum to 1 s, past it by one call at most (2 s without it)
+    assert row["iterations"] * row["latency_ms_mean"] <= 1000 + row["latency_ms_max"]
     assert row["latency_ms_min"] <= row["latency_ms_p50"] <= row["latency_ms_max"]
     assert row["threads"] == torch.get_num_threads()  # what torch ran with (the test set 1 before)
 

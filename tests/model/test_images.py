@@ -107,6 +107,7 @@ def test_the_gpu_image_runs_the_cli_with_openvino_unavailable(tmp_path):
     assert rows.loc["torch", "status"] == "ok" and rows.loc["onnxruntime", "status"] == "ok"
     assert rows.loc["openvino", "status"] == "unavailable"
     assert "openvino is not installed" in rows.loc["openvino", "error"]
+    assert not rows.loc["onnxruntime", "export_cached"]  # exported there: the image's exporter stack works
     fingerprint = json.loads(next((tmp_path / "runs").glob("*/fingerprint.json")).read_text())
     assert fingerprint["openvino"] is None
 

@@ -235,7 +235,7 @@ def test_full_profile_adds_offline_and_server_for_every_finalist_per_depth(small
     assert SweepConfig.from_profile("quick", "cpu").loadgen == ()  # the quick profile stays as it was
     config = SweepConfig.from_profile(
         "full", "cpu", depths=(18,), batches=(1,), backends=("onnxruntime", "openvino"), input_size=64,
-        precisions=("fp32",),  # the full profile's int8 and bf16 cells cost 20 s of quantizing and timing, not LoadGen
+        precisions=("fp32", "bf16"),  # not int8: its quantizing for both runtimes cost ~6 s of the test
         artifacts=str(store_dir), parity_images=8, roofs=False,
         rule=StopRule(warmup_iters=2, warmup_s=0, min_iters=10, min_s=0.2, max_s=2))
     assert config.loadgen == ("offline", "server")
@@ -243,7 +243,10 @@ def test_full_profile_adds_offline_and_server_for_every_finalist_per_depth(small
     start(config, run_dir)
     rows = Sweep(config, run_dir).run().rows
     added = [r for r in rows if r.get("scenario")]
-    # both backends are finalists: each gets its Server peak, so a pick compares like with like
+    # both backends' fp32 cells are finalists: each gets its Server peak, so a pick compares like with
+    # like; bf16, its accuracy not established on the seeded model, is timed but gets no LoadGen run
+    assert any(r["precision"] == "bf16" for r in rows if not r.get("scenario"))
+    assert all(r["precision"] == "fp32" for r in added)
     assert sorted((r["backend"], r["scenario"]) for r in added) == [
         ("onnxruntime", "offline"), ("onnxruntime", "server"), ("openvino", "offline"), ("openvino", "server")]
     assert all(r["depth"] == 18 for r in added)

@@ -45,15 +45,16 @@ def test_fp32_and_int8_accuracy_with_intervals_on_real_labelled_images(digits, t
         assert int8["accuracy_top1"] >= 0.99 * fp32["accuracy_top1"]
 
 
-def _boost_the_runner_up(path, images: np.ndarray, share: float = 0.25) -> None:
+def _boost_the_runner_up(path, images: np.ndarray, share: float = 0.15) -> None:
     """A deliberately broken int8 model that still passes parity: after the logits, the runner-up
-    class's logit is raised by ``share`` of the typical logit norm (measured on ``images``), so every
-    image whose top-1 margin is smaller flips to its runner-up. The change is a fixed share of the
-    logits (rel. L2 about ``share``, inside int8's 0.5) on any trained model, and the flips follow
-    the model's own margins. Measured on the digits fixture (2-thread build, fp32 top-1 0.960,
-    Xeon AMX, 2026-12-07), rel. L2 and top-1 of the broken model: share 0.15 0.141 and 0.905, 0.25
-    0.233 and 0.807, 0.3 0.280 and 0.753. (Shrinking the logits' quantization scale, the earlier
-    break, had no window on this build: top-1 still 0.960 at rel. L2 0.45, 0.936 at 0.53.)"""
+    class's logit is raised by ``share`` of the typical logit norm (measured on ``images``), so an
+    image whose top-1 margin is smaller flips to its runner-up (one whose top two logits tie, on the
+    int8 grid, stays). The change is a fixed share of the logits (rel. L2 about ``share``, inside
+    int8's 0.5), the flips follow the model's own margins. Measured on the digits fixture (2-thread
+    build, fp32 top-1 0.960, Xeon AMX, 2026-12-07), rel. L2 and top-1 of the broken model: share 0.15
+    0.141 and 0.905 (a 5.7% drop against the 1% allowed), 0.25 0.233 and 0.807, 0.3 0.280 and 0.753.
+    (Shrinking the logits' quantization scale, the earlier break, had no window on this build:
+    top-1 still 0.960 at rel. L2 0.45, 0.936 at 0.53.)"""
     import onnxruntime
 
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])

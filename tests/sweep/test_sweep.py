@@ -187,6 +187,9 @@ def test_profiles():
     assert SweepConfig.from_profile("quick", "cpu", rule_overrides={"max_s": 0.5}).rule.min_s == 0.5
     with pytest.raises(ValueError, match=r"max_s \(0.5\) must be >= min_s \(1"):
         SweepConfig.from_profile("quick", "cpu", rule_overrides={"max_s": 0.5, "min_s": 1.0})
+    for nothing in (0.0, -1.0):  # refused in the user's words, not a field they never gave
+        with pytest.raises(ValueError, match="--max-time must be more than 0 seconds"):
+            SweepConfig.from_profile("quick", "cpu", rule_overrides={"max_s": nothing})
     assert SweepConfig.from_profile("quick", "cpu", depths=(50,)).depths == (50,)
 
 
