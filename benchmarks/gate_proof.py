@@ -35,6 +35,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from resnet_bench.gate import git  # noqa: E402
 from resnet_bench.gate import run as gate  # noqa: E402
 
 INJECTION = '''
@@ -67,6 +68,17 @@ def copy_tree(ref_or_tree: str | Path, folder: Path) -> Path:
                     str(folder) + ".tar", str(ref_or_tree)], check=True, capture_output=True)
     subprocess.run(["tar", "-xf", str(folder) + ".tar", "-C", str(folder.parent)], check=True)
     return folder
+
+
+def source_of(ref_or_tree: str | Path) -> dict:
+    """What the proof measured: the commit a ref resolves to (``git archive`` of it is clean), or a
+    folder's own provenance (commit and dirty, ``None`` outside git)."""
+    if Path(ref_or_tree).is_dir():
+        return git.tree_provenance(Path(ref_or_tree))
+    result = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--verify", f"{ref_or_tree}^{{commit}}"],
+                            capture_output=True, text=True)
+    commit = result.stdout.strip() or None
+    return {"commit": commit, "dirty": False if commit else None}
 
 
 def inject(tree: Path, backend: str, method: str, body: str, what: str) -> None:
@@ -168,6 +180,7 @@ def main() -> None:
     wanted = {"A/A": args.aa_trials, **{f"+{s:g}%": n for s, n in trials.items()}}
     runs: dict[str, list] = {label: [] for label in wanted}
     lines: list[str] = []
+    source = source_of(args.ref)
     try:
         a = copy_tree(args.ref, root / "a")
         heads = {"A/A": a}
@@ -181,7 +194,9 @@ def main() -> None:
                 rows, wall, rounds = run_once(a, head, config)
                 runs[label].append((rows, wall, rounds))
                 with open(Path(args.out).with_suffix(".jsonl"), "a") as raw:  # every block, for the noise model
-                    raw.write(json.dumps({"condition": label, "trial": trial + 1, "wall_s": wall, "rows": rows}) + "\n")
+                    raw.write(json.dumps({"condition": label, "trial": trial + 1, "wall_s": wall,
+                                          "source": source, "injected_cells": args.inject_cells or "all",
+                                          "rows": rows}) + "\n")
                 verdicts = ", ".join(f"{r['depth']}/{r['backend']}/b{r['batch_size']} {r['verdict']} "
                                      f"{r.get('ratio', float('nan')):.3f}" for r in rows)
                 lines.append(f"trial {trial + 1} {label}: {verdicts} ({wall:.0f} s)")
@@ -203,7 +218,8 @@ def write(args, config: gate.GateConfig, runs: dict[str, list], lines: list[str]
               for label in runs if label != "A/A"]
     plan = config.plan
     text = (f"# Gate proof: A/A and injected slowdowns\n\n`python benchmarks/gate_proof.py "
-            f"{' '.join(sys.argv[1:])}`: {len(config.cells)} cells, looks at {','.join(map(str, plan.looks))} rounds x "
+            f"{' '.join(sys.argv[1:])}`: measured {source_of(args.ref)}, {len(config.cells)} cells, "
+            f"looks at {','.join(map(str, plan.looks))} rounds x "
             f"{plan.blocks} blocks per process, settle {plan.settle_s:g} s, threshold {config.threshold:.0%}, "
             f"{time.strftime('%Y-%m-%d')}, {(time.perf_counter() - started) / 60:.0f} min; load average "
             f"{load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the last write ({os.cpu_count()} CPUs).\n\n"

@@ -348,7 +348,8 @@ def cmd_gate(args: argparse.Namespace) -> int:
         base, tip = git.tree_provenance(base_tree), git.tree_provenance(head)
         rows = gate.run_gate(base_tree, head, config, progress=_progress("gate"))
     for row in rows:  # what each side was: the dirtiness is said, never refused
-        row.update(base_commit=base["commit"], head_commit=tip["commit"], head_dirty=tip["dirty"])
+        row.update(base_commit=base["commit"], base_dirty=base["dirty"], head_commit=tip["commit"],
+                   head_dirty=tip["dirty"])
     plan = config.plan
     tip_text = (f"{tip['commit'][:12]}{' with uncommitted changes' if tip['dirty'] else ''}" if tip["commit"]
                 else "a tree outside git")

@@ -251,7 +251,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=commands.cmd_report)
 
     verdict_formats = (*FORMATS, "markdown")
-    p = sub.add_parser("compare", help="BASE and HEAD runs: regressed / improved / unchanged / inconclusive")
+    p = sub.add_parser("compare",
+                       help="BASE and HEAD runs: each cell's difference (slower / faster / within), no timing verdict")
     p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="BASE HEAD (or HEAD with --baseline)")
     p.add_argument("--threshold", default="10%")
     p.add_argument("--baseline", action="store_true", help="against results/baselines/<fingerprint>: warn only")

@@ -240,15 +240,16 @@ def decide_sequential(base: list[list[float]], head: list[list[float]], threshol
 
 
 def _rounds_needed(spread: float, mean: float, threshold: float, plan: SequentialPlan) -> int | None:
-    """Fewest rounds at whose end the same spread would decide: unchanged if the estimate is
-    within T, else regressed / improved."""
+    """Fewest rounds at whose end the same spread would decide, judged as ``gate --rounds N``
+    judges (one look at Bonferroni's level over the cells): unchanged if the estimate is within T,
+    else regressed / improved."""
     upper, lower = math.log1p(threshold), math.log1p(threshold / 2)
+    alpha = plan.false_red / plan.cells  # what `gate --rounds N` judges at: one look, Bonferroni over cells
     for n in range(plan.rounds + 1, MAX_ROUNDS_ADVICE + 1):
         df = n - 2 * int(math.floor(plan.trim * n)) - 1
-        se = spread / math.sqrt(n) / (1 - 2 * plan.trim)
+        se = spread / math.sqrt(n)  # spread = Yuen's se x sqrt(rounds): the trim is already in it
         if abs(mean) < upper and abs(mean) + _t_quantile(0.5 + plan.unchanged_confidence / 2, df) * se < upper:
             return n
-        alpha = plan.alpha_at(plan.rounds)
-        if abs(mean) > upper and alpha > 0 and abs(mean) - _t_quantile(1 - alpha, df) * se > lower:
+        if abs(mean) > upper and abs(mean) - _t_quantile(1 - alpha, df) * se > lower:
             return n
     return None

@@ -79,7 +79,7 @@ def test_identical_head_passes_with_every_cell_unchanged(tmp_path, monkeypatch, 
     assert all(rows[c]["n"] == PLAN.looks[0] for c in ("18/service-time/1", SLOWED))  # decided at the first look
     head_commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True,
                                  text=True).stdout.strip()
-    assert rows[SLOWED]["base_commit"] == head_commit  # --ref HEAD, checked out clean
+    assert rows[SLOWED]["base_commit"] == head_commit and rows[SLOWED]["base_dirty"] is False  # --ref HEAD, clean
     assert rows[SLOWED]["head_commit"] is None and rows[SLOWED]["head_dirty"] is None  # a copy outside git
 
 
