@@ -29,11 +29,14 @@ from resnet_bench.gate import run as gate  # noqa: E402
 DEFAULT_DATA = sorted((REPO / "results").glob("gate_proof*.jsonl"))
 
 
-def aa_cells(paths: list[Path]) -> tuple[dict, int]:
-    """{cell: (base rounds, head rounds)} pooled over the A/A runs of the files, and the run count."""
+def aa_cells(paths: list[Path]) -> tuple[dict, int, list[Path]]:
+    """{cell: (base rounds, head rounds)} pooled over the A/A runs of the files, the run count, and
+    the files that had any."""
     cells: dict[str, tuple[list, list]] = {}
     count = 0
+    used = []
     for path in paths:
+        before = count
         for line in path.read_text().splitlines():
             record = json.loads(line)
             if record["condition"] != "A/A":
@@ -45,7 +48,9 @@ def aa_cells(paths: list[Path]) -> tuple[dict, int]:
                 base, head = cells.setdefault(f"{row['depth']}/{row['backend']}/{row['batch_size']}", ([], []))
                 base += row["base_blocks"]
                 head += row["head_blocks"]
-    return cells, count
+        if count > before:
+            used.append(path)
+    return cells, count, used
 
 
 # The injected-slowdown proofs the model is checked against: file, condition, true change, the
@@ -70,13 +75,16 @@ def check_against(models: list[noise.CellNoise], plan, threshold: float, runs: i
         if not path.exists():
             continue
         records = measured_runs(path, condition)
-        names = [f"{r['depth']}/{r['backend']}/{r['batch_size']}" for r in records[0]["rows"]]
+        def name_of(row: dict) -> str:
+            return f"{row['depth']}/{row['backend']}/{row['batch_size']}"
+
+        names = sorted({name_of(row) for r in records for row in r["rows"]}, key=list(by_cell).index)
         effects = [change if only is None or cell in only else 0.0 for cell in names]
         cells = [by_cell[cell] for cell in names]
         sim = noise.simulate(cells, effects, gate_plan_for(plan, len(cells)), threshold, runs, seed=101)
         red = sum(any(row["verdict"] == "regressed" for row in r["rows"]) for r in records)
         for i, cell in enumerate(names):
-            rows = [r["rows"][i] for r in records]
+            rows = [row for r in records for row in r["rows"] if name_of(row) == cell]
             measured = noise.fit({cell: ([b for row in rows for b in row["base_blocks"]],
                                          [h for row in rows for h in row["head_blocks"]])})[0]
             caught = sum(row["verdict"] == "regressed" for row in rows)
@@ -132,7 +140,7 @@ def main() -> int:
     parser.add_argument("--threshold", type=float, default=0.10)
     parser.add_argument("--out", default="results/gate_design.md")
     args = parser.parse_args()
-    cells, count = aa_cells(args.data)
+    cells, count, used = aa_cells(args.data)
     if not cells:
         print("gate_design: no A/A runs with blocks in " + ", ".join(map(str, args.data)), file=sys.stderr)
         return 2
@@ -155,7 +163,7 @@ def main() -> int:
         f"levels {', '.join(f'{a:g}' for a in plan.levels or ())}, trim {plan.trim:g}, unchanged at "
         f"{plan.unchanged_confidence:.0%}.", "",
         "## The noise model", "",
-        f"Fitted to {count} A/A gate runs of the default 12 cells ({', '.join(p.name for p in args.data)}): "
+        f"Fitted to {count} A/A gate runs of the default 12 cells ({', '.join(p.name for p in used)}): "
         "per round, d = log(head / base) of the two processes' medians of block medians. Per cell, a core "
         "sd of d (1.4826 x its MAD); pooled over cells, outliers: rounds more than "
         f"{noise.OUTLIER_CUT:g} core sds from their cell's median, {models[0].outlier_share:.1%} of "

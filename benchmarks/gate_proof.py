@@ -201,14 +201,14 @@ def main() -> None:
                                      f"{r.get('ratio', float('nan')):.3f}" for r in rows)
                 lines.append(f"trial {trial + 1} {label}: {verdicts} ({wall:.0f} s)")
                 print(lines[-1], flush=True)
-                write(args, config, runs, lines, load_before, started)  # nothing measured is lost
+                write(args, config, runs, lines, load_before, started, source)  # nothing measured is lost
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    print("\n" + write(args, config, runs, lines, load_before, started))
+    print("\n" + write(args, config, runs, lines, load_before, started, source))
 
 
 def write(args, config: gate.GateConfig, runs: dict[str, list], lines: list[str], load_before: float,
-          started: float) -> str:
+          started: float, source: dict) -> str:
     """The summary so far, to ``--out``; returns its table."""
     table = ["| condition | runs | injected cells regressed | their ratios | other cells regressed | verdicts "
              "| wall time per run |", "|---|---|---|---|---|---|---|",
@@ -217,8 +217,10 @@ def write(args, config: gate.GateConfig, runs: dict[str, list], lines: list[str]
     table += [summarise(f"{label} on {where}", runs[label], args.backend, parse_only(args.inject_cells))
               for label in runs if label != "A/A"]
     plan = config.plan
+    measured = (f"commit {source['commit'][:12]}{' with uncommitted changes' if source['dirty'] else ''}"
+                if source["commit"] else "a tree outside git")
     text = (f"# Gate proof: A/A and injected slowdowns\n\n`python benchmarks/gate_proof.py "
-            f"{' '.join(sys.argv[1:])}`: measured {source_of(args.ref)}, {len(config.cells)} cells, "
+            f"{' '.join(sys.argv[1:])}`: measured {measured}, {len(config.cells)} cells, "
             f"looks at {','.join(map(str, plan.looks))} rounds x "
             f"{plan.blocks} blocks per process, settle {plan.settle_s:g} s, threshold {config.threshold:.0%}, "
             f"{time.strftime('%Y-%m-%d')}, {(time.perf_counter() - started) / 60:.0f} min; load average "

@@ -230,24 +230,27 @@ def decide_sequential(base: list[list[float]], head: list[list[float]], threshol
         return Decision("improved", ratio, p, len(d), f"{found}: faster by more than {threshold / 2:.0%}", low, high)
     if verdict == "unchanged":
         return Decision("unchanged", ratio, p, len(d), f"{found}: within ±{threshold:.0%}", low, high)
-    if len(d) < plan.rounds:
-        return Decision("inconclusive", ratio, p, len(d), f"{found}: undecided at look {len(looks)}", low, high)
-    need = _rounds_needed(se * math.sqrt(len(d)), mean, threshold, plan)
+    need = _rounds_needed(se * math.sqrt(len(d)), mean, threshold, plan, len(d))
     settle = (f"about {need} rounds would settle it (--rounds)" if need else
               f"at this spread between processes more than {MAX_ROUNDS_ADVICE} rounds would be needed")
+    if len(d) < plan.rounds:
+        return Decision("inconclusive", ratio, p, len(d), f"{found}: undecided at look {len(looks)}; {settle}",
+                        low, high)
     return Decision("inconclusive", ratio, p, len(d), f"{found}: may be past ±{threshold:.0%} after every look; "
                     f"{settle}", low, high)
 
 
-def _rounds_needed(spread: float, mean: float, threshold: float, plan: SequentialPlan) -> int | None:
-    """Fewest rounds at whose end the same spread would decide, judged as ``gate --rounds N``
-    judges (one look at Bonferroni's level over the cells): unchanged if the estimate is within T,
-    else regressed / improved."""
+def _rounds_needed(spread: float, mean: float, threshold: float, plan: SequentialPlan, measured: int) -> int | None:
+    """Fewest rounds past ``measured`` at whose end the same spread (Yuen's se x sqrt(rounds),
+    nearly constant in the rounds for a given noise: the winsorised sd and the trim's factor move
+    in opposite ways as floor(trim x n) steps; a fixed winsorised sd under-predicts) would decide,
+    judged as ``gate --rounds N`` judges (one look at Bonferroni's level over the cells):
+    unchanged if the estimate is within T, else regressed / improved."""
     upper, lower = math.log1p(threshold), math.log1p(threshold / 2)
     alpha = plan.false_red / plan.cells  # what `gate --rounds N` judges at: one look, Bonferroni over cells
-    for n in range(plan.rounds + 1, MAX_ROUNDS_ADVICE + 1):
+    for n in range(max(measured, plan.rounds) + 1, MAX_ROUNDS_ADVICE + 1):
         df = n - 2 * int(math.floor(plan.trim * n)) - 1
-        se = spread / math.sqrt(n)  # spread = Yuen's se x sqrt(rounds): the trim is already in it
+        se = spread / math.sqrt(n)
         if abs(mean) < upper and abs(mean) + _t_quantile(0.5 + plan.unchanged_confidence / 2, df) * se < upper:
             return n
         if abs(mean) > upper and abs(mean) - _t_quantile(1 - alpha, df) * se > lower:

@@ -1,6 +1,7 @@
 """compare refuses runs whose configuration differs in anything that moves a figure."""
 
 import json
+import re
 from dataclasses import replace
 
 import numpy as np
@@ -100,4 +101,5 @@ def test_two_real_single_runs_of_identical_code_exit_0_with_the_difference_and_i
         assert row["verdict"] in ("within", "slower", "faster") and row["n"] >= 20
         assert 0.5 < row["ratio"] < 2 and row["low"] <= row["ratio"] <= row["high"]
         assert row["ratio"] == pytest.approx(row["head_ms"] / row["base_ms"], rel=1e-6)
-    assert "cannot tell code from process noise" in err and "within" in err
+    counts = re.search(r"warning: (\d+) cell\(s\) slower and (\d+) faster by more than 10%, (\d+) within", err)
+    assert counts and sum(map(int, counts.groups())) == 2 and "cannot tell code from process noise" in err

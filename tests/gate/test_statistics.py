@@ -88,14 +88,22 @@ def _normal_rounds(mean: float, sd: float, n: int) -> np.ndarray:
                                                (0.0, 0.2, "unchanged")])
 def test_the_rounds_advice_is_what_gate_rounds_n_then_decides(mean, sd, settles):
     # Inconclusive after the shipped looks; the advice names N. At N rounds of the same spread,
-    # `gate --rounds N` (one look, Bonferroni over 12 cells) decides; at 0.6 N it does not yet.
+    # `gate --rounds N` (one look, Bonferroni over 12 cells) decides; at N - 1 it does not yet.
     decision = decide_sequential(*sides(_normal_rounds(mean, sd, PLAN.rounds)), 0.10, PLAN)
     assert decision.verdict == "inconclusive"
     n = int(re.search(r"about (\d+) rounds would settle it", decision.reason).group(1))
     fixed = lambda k: GatePlan.fixed(k).sequential(12)  # noqa: E731
     assert decide_sequential(*sides(_normal_rounds(mean, sd, n)), 0.10, fixed(n)).verdict == settles
-    short = int(0.6 * n)
+    short = n - 1
     assert decide_sequential(*sides(_normal_rounds(mean, sd, short)), 0.10, fixed(short)).verdict == "inconclusive"
+
+
+def test_undecided_before_the_last_look_also_says_what_would_settle_it():
+    # What a cell cut by the time budget reports: the rounds it had, and the advice.
+    d = np.log(1.25) + 0.2 * np.resize([1, -1, 0.5, -0.5], PLAN.looks[1])
+    decision = decide_sequential(*sides(d), 0.10, PLAN)
+    assert decision.verdict == "inconclusive" and "undecided at look 2" in decision.reason
+    assert re.search(r"about \d+ rounds would settle it|more than 50 rounds", decision.reason)
 
 
 def test_too_few_rounds_and_mismatched_sides():
