@@ -1,4 +1,5 @@
 import json
+import re
 import subprocess
 import sys
 
@@ -246,6 +247,8 @@ def test_compare_of_two_single_runs_of_identical_code_exits_0_with_the_differenc
     (row,) = json.loads(out)
     assert row["verdict"] in ("within", "slower", "faster") and row["low"] <= row["ratio"] <= row["high"]
     assert "cannot tell code from process noise" in row["reason"] and "run `gate` for a verdict" in err
+    counts = re.search(r"warning: (\d+) cell\(s\) slower and (\d+) faster by more than 10%, (\d+) within", err)
+    assert counts and sum(map(int, counts.groups())) == 1  # the one cell, with its difference
 
 
 def test_compare_baseline_json_stays_json(tmp_path, capsys):
