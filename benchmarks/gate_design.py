@@ -29,6 +29,10 @@ from resnet_bench.gate import run as gate  # noqa: E402
 DEFAULT_DATA = sorted((REPO / "results").glob("gate_proof*.jsonl"))
 
 
+def name_of(row: dict) -> str:
+    return f"{row['depth']}/{row['backend']}/{row['batch_size']}"
+
+
 def aa_cells(paths: list[Path]) -> tuple[dict, int, list[Path]]:
     """{cell: (base rounds, head rounds)} pooled over the A/A runs of the files, the run count, and
     the files that had any."""
@@ -45,7 +49,7 @@ def aa_cells(paths: list[Path]) -> tuple[dict, int, list[Path]]:
             for row in record["rows"]:
                 if "base_blocks" not in row:
                     continue
-                base, head = cells.setdefault(f"{row['depth']}/{row['backend']}/{row['batch_size']}", ([], []))
+                base, head = cells.setdefault(name_of(row), ([], []))
                 base += row["base_blocks"]
                 head += row["head_blocks"]
         if count > before:
@@ -75,13 +79,10 @@ def check_against(models: list[noise.CellNoise], plan, threshold: float, runs: i
         if not path.exists():
             continue
         records = measured_runs(path, condition)
-        def name_of(row: dict) -> str:
-            return f"{row['depth']}/{row['backend']}/{row['batch_size']}"
-
         names = sorted({name_of(row) for r in records for row in r["rows"]}, key=list(by_cell).index)
         effects = [change if only is None or cell in only else 0.0 for cell in names]
         cells = [by_cell[cell] for cell in names]
-        sim = noise.simulate(cells, effects, gate_plan_for(plan, len(cells)), threshold, runs, seed=101)
+        sim = noise.simulate(cells, effects, replace(plan, cells=len(cells)), threshold, runs, seed=101)
         red = sum(any(row["verdict"] == "regressed" for row in r["rows"]) for r in records)
         for i, cell in enumerate(names):
             rows = [row for r in records for row in r["rows"] if name_of(row) == cell]
@@ -95,10 +96,6 @@ def check_against(models: list[noise.CellNoise], plan, threshold: float, runs: i
         lines.append(f"| {name.removesuffix('.jsonl')}: runs with a red cell | | | | "
                      f"{rate(sim['red_runs'], runs)} / {red} of {len(records)} | |")
     return lines
-
-
-def gate_plan_for(plan, cells: int):
-    return replace(plan, cells=cells)
 
 
 def characteristic(models: list[noise.CellNoise], plan, threshold: float, runs: int) -> dict:

@@ -31,17 +31,9 @@ def worktree(ref: str, repo: Path):
 def tree_provenance(tree: Path) -> dict:
     """The commit a source tree is at and whether its code differs from it (``None`` for a tree
     that is not a git checkout, e.g. a copied folder): what a gate row says it measured."""
-    from resnet_bench.machine.fingerprint import CODE
+    from resnet_bench.machine.fingerprint import checkout_state
 
-    def git(*args: str) -> str | None:
-        result = subprocess.run(["git", "-C", str(tree), *args], capture_output=True, text=True)
-        return result.stdout.strip() if result.returncode == 0 else None
-
-    top = git("rev-parse", "--show-toplevel")
-    if top is None or Path(top).resolve() != Path(tree).resolve():
-        return {"commit": None, "dirty": None}
-    status = git("status", "--porcelain", "--untracked-files=all", "--", *CODE)
-    return {"commit": git("rev-parse", "HEAD"), "dirty": bool(status) if status is not None else None}
+    return checkout_state(tree)
 
 
 def merge_base(repo: Path, branch: str = "main") -> str:

@@ -83,13 +83,9 @@ def provenance() -> dict:
     """The commit of the code running and whether its code has uncommitted changes: from git in
     a checkout; in a copy without one, from its STAMP when the code still hashes as stamped;
     else None (unknown)."""
-    top = _git("rev-parse", "--show-toplevel")
-    # git only where the package sits at a checkout's top (a copy installed into a venv inside
-    # some checkout would otherwise take that checkout's commit, its own paths ignored there)
-    commit = _git("rev-parse", "HEAD") if top and Path(top).resolve() == PACKAGE.parent.resolve() else None
-    if commit is not None:
-        status = _git("status", "--porcelain", "--untracked-files=all", "--", *CODE)
-        return {"git_commit": commit, "git_dirty": bool(status) if status is not None else None}
+    checked_out = checkout_state(PACKAGE.parent)
+    if checked_out["commit"] is not None:
+        return {"git_commit": checked_out["commit"], "git_dirty": checked_out["dirty"]}
     try:
         stamp = json.loads((PACKAGE.parent / STAMP).read_text())
     except (OSError, ValueError):
@@ -106,11 +102,21 @@ def stamp() -> Path:
     return path
 
 
-def _git(*args: str) -> str | None:
+def checkout_state(tree: Path) -> dict:
+    """The commit a source tree is at and whether its CODE differs from it, from git; both
+    ``None`` unless ``tree`` is a checkout's top (a copy inside some checkout, e.g. installed into a
+    venv there, would otherwise take that checkout's commit, its own paths ignored there)."""
+    top = _git(tree, "rev-parse", "--show-toplevel")
+    if top is None or Path(top).resolve() != Path(tree).resolve():
+        return {"commit": None, "dirty": None}
+    status = _git(tree, "status", "--porcelain", "--untracked-files=all", "--", *CODE)
+    return {"commit": _git(tree, "rev-parse", "HEAD"), "dirty": bool(status) if status is not None else None}
+
+
+def _git(tree: Path, *args: str) -> str | None:
     try:
-        # from the checkout's top (where CODE's paths start), not from inside the package
-        return subprocess.run(["git", *args], capture_output=True, text=True, check=True,
-                              cwd=PACKAGE.parent).stdout.strip()
+        # from the tree's top (where CODE's paths start), not from inside the package
+        return subprocess.run(["git", *args], capture_output=True, text=True, check=True, cwd=tree).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return None
 

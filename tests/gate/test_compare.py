@@ -75,4 +75,3 @@ def test_cli_refuses_in_one_line(tmp_path, capsys):
     assert main(["compare", str(base), str(head)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "rule.min_iters" in err
-
