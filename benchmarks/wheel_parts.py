@@ -1,7 +1,7 @@
 """Carry a large wheel to a machine that takes at most 64 MiB of files per transfer, in parts.
 
     python benchmarks/wheel_parts.py split WHEEL [--out .gpu-carry] [--tree-mb N]
-    python benchmarks/wheel_parts.py join [--from .gpu-carry] --target DIR [--install]
+    python benchmarks/wheel_parts.py join [--from .gpu-carry] [--install --target DIR]
 
 ``split`` cuts WHEEL into parts so that each part, plus the rest of the working tree, stays
 under the transfer limit, and writes ``<out>/part-NNN/`` folders, each holding one part and the
@@ -9,8 +9,9 @@ manifest (the wheel's name and size, the SHA-256 of every part and of the whole)
 carried in its own transfer (an ignored folder, named in ``carry``), back to back while the
 machine keeps the files of the last run. ``join`` finds the parts already there, checks each
 against the manifest, says which are missing or corrupt, and only when all are there and the
-joined file matches the whole's checksum writes the wheel (and, with ``--install``, installs it
-with ``pip install --no-deps --target DIR``). A missing part is a finding, not a crash: the
+joined file matches the whole's checksum writes the wheel to ``<from>/wheel/`` (and, with
+``--install``, installs it with ``pip install --no-deps --target DIR``: the package lands in DIR,
+the folder to put on PYTHONPATH). A missing part is a finding, not a crash: the
 answer names it, exit code 3.
 """
 
@@ -108,8 +109,8 @@ def main() -> int:
     p.add_argument("--tree-mb", type=float, default=None, help="the tree's size (default: measured with git)")
     p = sub.add_parser("join")
     p.add_argument("--from", dest="root", type=Path, default=Path(".gpu-carry"))
-    p.add_argument("--target", type=Path, required=True, help="where the wheel (and with --install, the package) goes")
-    p.add_argument("--install", action="store_true")
+    p.add_argument("--install", action="store_true", help="install the joined wheel into --target")
+    p.add_argument("--target", type=Path, default=None, help="with --install: the folder the package goes to")
     args = parser.parse_args()
     if args.command == "split":
         tree = args.tree_mb if args.tree_mb is not None else tree_mb(Path.cwd())
@@ -117,15 +118,17 @@ def main() -> int:
         print(f"{len(manifest['parts'])} parts of at most {part_size(tree) / 2**20:.1f} MiB "
               f"(tree {tree:.1f} MiB) under {args.out}")
         return 0
+    if args.install and args.target is None:
+        parser.error("--install needs --target (the folder the package goes to)")
     try:
-        wheel = join(args.root, args.target / "wheel")
+        wheel = join(args.root, args.root / "wheel")
     except ValueError as exc:
         print(f"wheel_parts: {exc}", file=sys.stderr)
         return MISSING_EXIT
     print(wheel)
-    if args.install:
-        subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "--target",
-                        str(args.target / "site"), str(wheel)], check=True)
+    if args.install:  # --upgrade: a rerun replaces what an earlier one installed
+        subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "--upgrade", "--target",
+                        str(args.target), str(wheel)], check=True)
     return 0
 
 

@@ -1,6 +1,9 @@
 """`make gpu-check`: its answer without a GPU, its plan against the real CLI, the ONNX Runtime
-steps when the wheel's parts are missing, the sizing, and the provenance of a copy without .git."""
+steps when the wheel's parts are missing and where a carried wheel lands, the sizing, and the
+provenance of a copy without .git."""
 
+import base64
+import hashlib
 import json
 import shutil
 import subprocess
@@ -15,6 +18,7 @@ from resnet_bench.cli.parser import build_parser
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "benchmarks"))
 import gpu_check  # noqa: E402
+import wheel_parts  # noqa: E402
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the answer without a GPU")
@@ -68,6 +72,51 @@ def test_missing_wheel_parts_are_a_finding_and_the_ort_steps_say_why(tmp_path):
         record = gpu_check.run_step(steps[name], out, 60, carry=carry)
         assert record["status"].startswith("skipped:") and "is not there" in record["status"] or \
             "mlperf_loadgen" in record["status"], record
+
+
+def _wheel(folder: Path, package: str, value: int = 42) -> Path:
+    """A real, minimal wheel (PEP 427) of one pure-Python package whose VALUE is ``value``."""
+    import zipfile
+
+    files = {f"{package}/__init__.py": f"VALUE = {value}\n".encode(),
+             f"{package}-1.0.dist-info/METADATA": f"Metadata-Version: 2.1\nName: {package}\nVersion: 1.0\n".encode(),
+             f"{package}-1.0.dist-info/WHEEL": b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\n"
+                                               b"Tag: py3-none-any\n"}
+    record = "".join(f"{name},sha256={base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b'=').decode()},"
+                     f"{len(data)}\n" for name, data in files.items()) + f"{package}-1.0.dist-info/RECORD,,\n"
+    wheel = folder / f"{package}-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        for name, data in {**files, f"{package}-1.0.dist-info/RECORD": record.encode()}.items():
+            archive.writestr(name, data)
+    return wheel
+
+
+def test_a_carried_wheel_installs_where_the_ort_steps_look_and_imports_from_there(tmp_path):
+    """The ort-install step, run from the plan on a real wheel's parts, puts the package in the
+    folder the ONNX Runtime steps check for and put first on PYTHONPATH (a first build installed it
+    one folder deeper, so every ORT CUDA step would have been skipped)."""
+    out, carry = tmp_path / "out", tmp_path / "carry"
+    out.mkdir()
+    wheel_parts.split(_wheel(tmp_path, "carriedpkg"), carry, 300)
+    assert len(list(carry.glob("part-*"))) >= 2
+    steps = {step.name: step for step in gpu_check.plan(out, carry)}
+    install = gpu_check.run_step(steps["ort-install"], out, 60, carry=carry)
+    assert install["status"] == "ok", (install, (out / "ort-install.stderr.log").read_text())
+    for name in ("parity-ort-cuda", "offline-ort-cuda", "ort-cuda-cells"):
+        looks_in = Path(steps[name].needs_path).parent
+        env = gpu_check.step_env(steps[name], carry)
+        assert env["PYTHONPATH"].split(":")[0] == str(looks_in)
+        assert (looks_in / "carriedpkg" / "__init__.py").is_file()
+        code = "import carriedpkg; print(carriedpkg.VALUE, carriedpkg.__file__)"
+        found = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=tmp_path)
+        assert found.stdout.split()[0] == "42" and found.stdout.split()[1].startswith(str(looks_in)), found
+    for old in carry.glob("part-*"):  # a rerun with a newer build of it: replaced, not kept
+        shutil.rmtree(old)
+    wheel_parts.split(_wheel(tmp_path, "carriedpkg", value=43), carry, 300)
+    again = gpu_check.run_step(steps["ort-install"], out, 60, carry=carry)
+    assert again["status"] == "ok", (out / "ort-install.stderr.log").read_text()
+    found = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=tmp_path)
+    assert found.stdout.split()[0] == "43", found
 
 
 def test_a_copy_without_git_takes_its_commit_from_the_stamp_while_the_code_is_unchanged(tmp_path):
@@ -131,3 +180,64 @@ def test_a_checkout_is_dirty_exactly_when_its_code_has_uncommitted_changes(tmp_p
     shutil.copytree(copy / "resnet_bench", inner / "resnet_bench", ignore=shutil.ignore_patterns("__pycache__"))
     env["PYTHONPATH"] = str(inner)
     assert provenance() == {"git_commit": None, "git_dirty": None}
+
+
+@pytest.mark.parametrize("origin, says", [
+    ({"git_commit": "abc123", "git_dirty": True}, "the code has uncommitted changes (at abc123)"),
+    ({"git_commit": None, "git_dirty": None}, "which commit this code is is unknown"),
+])
+def test_on_a_gpu_a_dirty_or_unknown_tree_is_refused_in_one_line_before_any_step(tmp_path, monkeypatch, capsys,
+                                                                                  origin, says):
+    """The check's provenance gate, reached as on a GPU machine (the GPU's name given): a dirty
+    tree, or a copy whose commit cannot be told (no .git, no matching stamp), is refused unless
+    --allow-dirty; nothing is made. (provenance() itself is tested on real copies above.)"""
+    import resnet_bench.machine.fingerprint as fingerprint
+
+    monkeypatch.setattr(gpu_check, "gpu_name", lambda: ("NVIDIA H100 80GB HBM3", ""))
+    monkeypatch.setattr(fingerprint, "provenance", lambda: origin)
+    assert gpu_check.main(["--root", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert says in err and err.count("\n") == 1 and "--allow-dirty" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_mlperf_figure_is_the_gpu_named_and_none_for_a_gh200():
+    assert gpu_check.mlperf_reference("NVIDIA H100 80GB HBM3")["offline"] == 88_714
+    assert gpu_check.mlperf_reference("NVIDIA H200")["offline"] == 94_600
+    assert gpu_check.mlperf_reference("NVIDIA GH200 480GB") is None  # not an H200
+    assert "PCIe card" in gpu_check.mlperf_reference("NVIDIA H100 PCIe")["system"]
+    assert "PCIe" not in gpu_check.mlperf_reference("NVIDIA H100 80GB HBM3")["system"]
+
+
+def test_the_summary_takes_the_mlperf_ratio_from_loadgen_offline_and_no_ratio_from_an_invalid_server(tmp_path):
+    """Rows of known figures in the check's run folders: the Offline line's ratio is LoadGen's
+    30,000 / 88,714 with the closed loop beside it as not comparable; a Server row with no valid
+    step says so and gets no ratio; a valid one gets its share of the Offline figure."""
+    from resnet_bench.results.rows import Run, measured_row
+    from resnet_bench.results.runs import RunWriter
+
+    run = Run.of("r1", {})
+
+    def write(step: str, scenario: str, qps: float, valid: bool, **values) -> None:
+        cell = dict(depth=50, variant="v1.5", backend="torch", precision="fp16", device="cuda", mode=scenario,
+                    batch_size=256 if scenario == "offline" else 1, input_size=224)
+        reasons = [] if valid else ["loadgen_invalid: 99th percentile latency over the bound"]
+        RunWriter(tmp_path / "runs" / step / "r1").add(measured_row(
+            cell, run, images_per_s=qps, reasons=reasons, scenario=scenario, qps=qps, loadgen_valid=valid,
+            **values))
+
+    write("offline-torch", "offline", 30_000, True, closed_loop_images_per_s=35_000)
+    write("server-batcher", "server", 9_000, False, loadgen_percentile=99, latency_bound_ms=15,
+          server_batching="dynamic batching up to 64, 2 ms timeout, buckets 1,64 on 2 request streams",
+          loadgen_invalid_reason="no target QPS VALID down to 9e+03")
+    text = gpu_check.summarize(tmp_path, gpu_check.run_dirs(tmp_path), "NVIDIA H100 80GB HBM3")
+    offline = next(line for line in text.splitlines() if "LoadGen Offline" in line)
+    assert "| 30,000 samples/s | 33.8% |" in offline and "closed loop at that batch 35,000 images/s (not comparable)" \
+        in offline and "runs/offline-torch/r1" in offline
+    server = next(line for line in text.splitlines() if "LoadGen Server" in line)
+    assert "no valid step (LoadGen: INVALID" in server and "%" not in server.split("|")[3], server
+    write("server-batcher", "server", 18_000, True, loadgen_percentile=99, latency_bound_ms=15,
+          server_batching="dynamic batching up to 64, 2 ms timeout, buckets 1,64 on 2 request streams")
+    text = gpu_check.summarize(tmp_path, gpu_check.run_dirs(tmp_path), "NVIDIA H100 80GB HBM3")
+    valid = [line for line in text.splitlines() if "LoadGen Server peak" in line]
+    assert len(valid) == 1 and "60% of its Offline" in valid[0] and "24.7% of Server's 72,977" in valid[0], valid

@@ -131,6 +131,17 @@ class OnnxRuntimeBackend(Backend):
                                      f"(providers: {', '.join(session.get_providers())})")
         return Lane(session, session.io_binding(), stream=stream)
 
+    def stage(self, images: np.ndarray) -> Any:
+        """On CUDA: the samples in device memory (a torch tensor of the model's fp32 input), so a
+        lane gathers its batch there and copies it into its bound OrtValue device to device
+        (``scenarios.loadgen.sut.refill``, through DLPack), as torch's lanes do."""
+        if self.binding is None:
+            return images
+        import torch
+
+        return torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32)).to(
+            torch.device("cuda", torch.cuda.current_device()))
+
     def prepare(self, images: np.ndarray) -> Any:
         images = np.ascontiguousarray(images, dtype=np.float32)
         self._next_lane = 0

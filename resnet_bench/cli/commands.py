@@ -247,7 +247,8 @@ def cmd_loadgen(args: argparse.Namespace) -> int:
                            weights=args.weights, input_size=args.input_size, threads=args.threads,
                            artifacts=args.artifacts, images=args.images, labels=args.labels,
                            calibration_images=args.calibration_images, max_accuracy_drop=args.max_accuracy_drop,
-                           accuracy_count=args.count, batching=not args.no_batching, cuda_graphs=args.cuda_graphs)
+                           accuracy_count=args.count, batching=not args.no_batching, cuda_graphs=args.cuda_graphs,
+                           max_steps=args.search_steps)
     if loadgen_version() == "?":
         raise ValueError("LoadGen is not installed: pip install mlcommons-loadgen")
     limits.require_device(config.device)

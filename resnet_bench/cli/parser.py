@@ -212,6 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--percentile", type=int, default=None,
                    help="MultiStream's and Server's held percentile, 90 or 99 (default: quick 90, mlperf 99)")
     p.add_argument("--server-qps", type=float, default=None, help="one Server run at this QPS (default: peak search)")
+    p.add_argument("--search-steps", type=int, default=8, help="Server peak search: at most this many LoadGen runs")
     p.add_argument("--server-mode", default=None,
                    help="Server's instance: latency or throughput (default: latency on cpu, throughput on cuda)")
     p.add_argument("--offline-batches", type=int_list, default=None,

@@ -182,10 +182,11 @@ def _nvml(index: int = 0) -> dict:
 def collect() -> dict:
     onnxruntime_version = package_version("onnxruntime", "onnxruntime-gpu")
     providers = None
-    try:
+    try:  # the build that imports (a carried onnxruntime-gpu on PYTHONPATH shadows the installed one)
         import onnxruntime
 
         providers = onnxruntime.get_available_providers()
+        onnxruntime_version = getattr(onnxruntime, "__version__", None) or onnxruntime_version
     except ImportError:
         pass
     fingerprint = {

@@ -155,8 +155,8 @@ ROW: tuple[Column, ...] = (
     Column("server_search_steps", "integer", "runs",
            "Server: LoadGen runs of the peak search behind the row (0: one run at a given QPS); steps in search.json"),
     Column("server_batching", "string", "",
-           "Server: the dynamic batcher (largest batch, timeout, buckets), chosen from the bound and the measured "
-           "service times"),
+           "Server: the dynamic batcher (largest batch, timeout, buckets, request streams), chosen from the bound "
+           "and the measured service times"),
     Column("server_mean_batch", "number", "images", "Server: the mean batch the batcher formed in the row's run"),
     Column("offline_batch_choice", "string", "", "Offline: images/s of each candidate batch in throughput mode"),
     Column("closed_loop_images_per_s", "number", "images/s",

@@ -9,6 +9,7 @@ to it, so latencies are checked tight from below and looser from above. Then a r
 
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,7 @@ from resnet_bench.scenarios.loadgen.settings import MLPERF, Duration, Load, buil
 from resnet_bench.scenarios.loadgen.sut import (  # noqa: E402
     Batching,
     SystemUnderTest,
+    bucket_lanes,
     direct_runner,
     lane_runners,
     run_loadgen,
@@ -212,6 +214,7 @@ def test_cli_runs_four_scenarios_valid_with_logs_and_prints_json(small_artifacts
     (["--server-mode", "fast"], "server mode must be latency or throughput"),
     (["--labels", "labels.txt"], "--labels needs --images"),
     (["--offline-batches", "0"], "offline batches must be at least 1"),
+    (["--search-steps", "0"], "search steps must be at least 1"),
     (["--backend", "tflite"], "tflite"),
 ])
 def test_bad_input_is_one_line_and_exit_2_before_any_work(tmp_path, capsys, args, message):
@@ -270,6 +273,22 @@ def test_a_lane_refills_from_staged_tensors_and_pads_the_last_batch():
     np.testing.assert_array_equal(pad(IMAGES[:2], 3), IMAGES[[0, 1, 0]])
 
 
+def test_an_onnx_runtime_lane_takes_its_batch_from_a_staged_tensor_in_place():
+    """ONNX Runtime's lanes on a GPU: the bound OrtValue updated from a staged tensor (DLPack),
+    here with a real OrtValue and a torch tensor on the CPU: the values and the binding kept.
+    That no host copy is made shows only on a GPU (a CUDA tensor has no numpy view)."""
+    import onnxruntime
+    import torch
+
+    from resnet_bench.scenarios.loadgen.sut import pad, refill
+
+    bound = onnxruntime.OrtValue.ortvalue_from_numpy(np.zeros((4, *IMAGES.shape[1:]), np.float32))
+    pointer = bound.data_ptr()
+    refill(bound, pad(torch.from_numpy(IMAGES)[[5, 2, 7]], 4))
+    assert bound.data_ptr() == pointer
+    np.testing.assert_array_equal(bound.numpy(), IMAGES[[5, 2, 7, 5]])
+
+
 # -- the quick Server setting holds the percentile it names; the dynamic batcher -------------------
 
 def test_a_server_run_whose_p90_is_within_the_bound_passes_with_the_quick_query_count(tmp_path):
@@ -296,26 +315,63 @@ def test_a_server_run_whose_p90_is_within_the_bound_passes_with_the_quick_query_
                           "most 1 of 64 queries over it pass")
 
 
-def test_the_dynamic_batcher_serves_what_one_request_at_a_time_cannot(tmp_path):
-    """One compute unit whose batch of b takes 4 + 0.5 b ms: one image at a time it serves at most
-    1 / 4.5 ms = 222 QPS; batches of up to 16 (12 ms) serve 1,333. At 600 QPS and a 30 ms bound:
-    without batching the queue grows (INVALID); with the batcher, chosen from the bound (16, 3 ms)
-    LoadGen counts every query answered within the bound."""
-    backend = ServiceTimeBackend(0.004, serial=True, per_image_s=0.0005)
-    service = {b: 1e3 * backend.service(b) for b in (1, 2, 4, 8, 16, 32)}
-    batching = Batching.for_bound(30, service)
-    assert (batching.max_batch, round(batching.timeout_s * 1e3, 6), batching.buckets) == (16, 3.0, (1, 2, 4, 8, 16))
-    span = Duration("test", min_duration_s=1.0)
+BATCHED = dict(span=Duration("test", min_duration_s=1.0), bound_ms=60, reference_rule=SHORT_RULE,
+               batch_candidates=(1, 2, 4, 8, 16, 32),
+               probe_rule=StopRule(warmup_iters=1, warmup_s=0, min_iters=6, min_s=0.05, max_s=0.5,
+                                   target_precision=None))
+
+
+def test_the_batcher_on_one_device_shared_by_two_lanes_batches_on_one_and_holds_its_capacity(tmp_path):
+    """One compute unit (serial) behind 2 lanes; a batch of b takes 8 + b ms, bound 60 ms (half: 30).
+    One lane at a time: 16 fits (24 ms), timeout 30 - 24 = 6 ms, 16 / 24 ms = 667 QPS. Both lanes
+    busy, each batch waits for the other: 2 x (8 + b) <= 30 only up to 4, 2 x 4 / 24 ms = 333 QPS.
+    So it batches up to 16 on one lane; at 500 QPS (75% of 667) every query is within the bound,
+    at 1,000 (1.5x) the queue grows; one image per request (9 ms, 111 QPS) cannot serve 500."""
     images = np.random.default_rng(0).random((64, 3, 4, 4), dtype=np.float32)
-    load = Load("server", target_qps=600, bound_ms=30)
-    lane = direct_runner(backend)
-    lane.warm_sizes = batching.buckets
-    batched = run_loadgen(SystemUnderTest(images, lanes=[lane], batching=batching), load, span, tmp_path / "b")
-    assert batched.result.valid, batched.result.reasons
-    assert batched.result.qps == pytest.approx(600, rel=0.1)
-    assert batched.result.latency_ms["p99"] < 30
-    mean = np.mean(batched.batches)
-    assert 2 <= mean <= 16 and max(batched.batches) <= 16  # batches formed, never past the largest bucket
-    alone = run_loadgen(SystemUnderTest(images, lanes=[direct_runner(ServiceTimeBackend(
-        0.004, serial=True, per_image_s=0.0005))]), load, span, tmp_path / "a")
-    assert not alone.result.valid and alone.result.latency_ms["p90"] > 30
+
+    def backend() -> ServiceTimeBackend:
+        return ServiceTimeBackend(0.008, in_flight=2, serial=True, per_image_s=0.001)
+
+    held = ScenarioRunner(backend(), Plan(server_qps=500, **BATCHED), Inputs(images[:16], images),
+                          tmp_path / "held").run("server")
+    chosen = re.fullmatch(r"dynamic batching up to 16, ([0-9.]+) ms timeout, buckets 1,2,4,8,16 on 1 request stream",
+                          held.values["server_batching"])
+    assert chosen and 5.0 <= float(chosen[1]) <= 6.0, held.values["server_batching"]  # a sleep only overshoots
+    assert held.values["loadgen_valid"], held.values["loadgen_invalid_reason"]
+    assert held.values["qps"] == pytest.approx(500, rel=0.1) and held.values["latency_ms_p99"] < 60
+    np.testing.assert_array_equal(held.accuracy_outputs, images[:16].reshape(16, -1)[:, :4])  # each its own answer
+    # the same batcher at 1.5x its capacity, and one image per request at 500 (shorter runs: both overflow)
+    span, load = Duration("test", min_duration_s=0.4, server_queries=64), Load("server", target_qps=1000, bound_ms=60)
+    batching = Batching(16, float(chosen[1]) / 1e3, (1, 2, 4, 8, 16))
+    over = run_loadgen(SystemUnderTest(images, lanes=bucket_lanes(backend(), 1, batching.buckets, (3, 4, 4)),
+                                       batching=batching), load, span, tmp_path / "over")
+    assert not over.result.valid and over.result.latency_ms["p90"] > 60
+    assert np.mean(over.batches) > 14  # saturated: (nearly) every batch full
+    alone = run_loadgen(SystemUnderTest(images, lanes=[direct_runner(backend())]),
+                        Load("server", target_qps=500, bound_ms=60), span, tmp_path / "alone")
+    assert not alone.result.valid and alone.result.latency_ms["p90"] > 60
+
+
+def test_the_batcher_on_two_independent_lanes_uses_both(tmp_path):
+    """Two independent units (a batch of b takes 8 + b ms on each, busy or not): both lanes batch
+    up to 16, 2 x 16 / 24 ms = 1,333 QPS, so 1,000 QPS (75%) is within the bound, which one lane
+    (667) could not serve."""
+    images = np.random.default_rng(0).random((64, 3, 4, 4), dtype=np.float32)
+    backend = ServiceTimeBackend(0.008, in_flight=2, per_image_s=0.001)
+    result = ScenarioRunner(backend, Plan(server_qps=1000, **BATCHED), Inputs(images[:16], images),
+                            tmp_path).run("server")
+    assert result.values["server_batching"].startswith("dynamic batching up to 16, ") and \
+        result.values["server_batching"].endswith(" on 2 request streams"), result.values["server_batching"]
+    assert result.values["loadgen_valid"], result.values["loadgen_invalid_reason"]
+    assert result.values["qps"] == pytest.approx(1000, rel=0.1) and result.values["latency_ms_p99"] < 60
+
+
+def test_offline_on_one_stream_refills_one_staged_buffer_and_answers_each_sample(tmp_path):
+    """A latency-mode instance (CUDA graphs replay on one stream) runs Offline on one lane whose
+    input is prepared once and refilled from the staged samples: batch 4 / 10 ms = 400 images/s."""
+    inputs = Inputs(IMAGES, np.repeat(IMAGES, 4, axis=0))
+    plan = Plan(SPAN, offline_batches=(1, 4), reference_rule=SHORT_RULE)
+    result = ScenarioRunner(ServiceTimeBackend(SERVICE_S), plan, inputs, tmp_path).run("offline")
+    assert result.values["batch_size"] == 4 and result.values["loadgen_valid"], result.values
+    assert 0.85 * 400 <= result.values["qps"] <= 400
+    np.testing.assert_array_equal(result.accuracy_outputs, IMAGES.reshape(16, -1)[:, :4])

@@ -52,6 +52,7 @@ from resnet_bench.scenarios.loadgen.sut import (
     direct_runner,
     lane_runners,
     run_loadgen,
+    staged_runner,
 )
 
 DEFAULT_BOUND_MS = {"cuda": 15.0, "cpu": 100.0}  # ResNet-50's MLPerf bound on a GPU; a CPU's usable default
@@ -75,6 +76,7 @@ class Plan:
     max_steps: int = 8
     reference_rule: StopRule = field(default_factory=lambda: RULES["loadgen_reference"])
     batch_candidates: tuple[int, ...] = (1,)  # Server's dynamic batcher: the sizes it may form ((1,): none)
+    probe_rule: StopRule = field(default_factory=lambda: RULES["batch_probe"])  # the batcher's service times
 
 
 @dataclass
@@ -175,7 +177,7 @@ class ScenarioRunner:
         mode = "latency" if one_lane else "throughput"
         measured = {batch: self._measure(mode, batch) for batch in self.plan.offline_batches}
         batch = max(measured, key=lambda b: measured[b].images_per_s)
-        lanes = ([direct_runner(self.backend, batch)] if one_lane else
+        lanes = ([staged_runner(self.backend, batch, self.shape)] if one_lane else
                  lane_runners(self.backend, self.backend.in_flight(), batch, self.shape))
         outputs = self._accuracy("offline", lanes, batch)
         # LoadGen sizes the one query by the expected rate (rate x min duration x 1.1 samples): a guess
@@ -197,30 +199,40 @@ class ScenarioRunner:
         capacity = self._measure("throughput", 1)
         return lane_runners(self.backend, self.backend.in_flight(), 1, self.shape), capacity
 
-    def batching(self) -> tuple[Batching, dict[int, float]]:
-        """The dynamic batcher for this instance under the plan's bound: each candidate batch's
-        service time (closed-loop p50, one request at a time) probed until one passes half the
-        bound, then ``Batching.for_bound``."""
-        service: dict[int, float] = {}
+    def batching(self) -> tuple[Batching, dict[str, dict[int, float]]]:
+        """The dynamic batcher for this instance under the plan's bound. Each candidate batch's
+        service time is probed until one passes half the bound: one request at a time (its p50),
+        and on a throughput instance also with all its lanes busy at once (lanes sharing a device
+        slow each other down: lanes x batch / images/s). The batcher is chosen from each (``Batching.for_bound``);
+        the one whose lanes serve more queries per second at full batches is kept. Returns it and
+        the service times by number of lanes."""
+        lanes = self.backend.in_flight() if self.backend.options.mode == "throughput" else 1
+        service: dict[str, dict[int, float]] = {"1": {}} if lanes == 1 else {"1": {}, str(lanes): {}}
         for batch in self.plan.batch_candidates:
             prepared = self.backend.prepare(self.inputs.performance_images[:batch])
-            service[batch] = closed_loop.latency(self.backend, prepared, batch, RULES["batch_probe"]).stats[
+            service["1"][batch] = closed_loop.latency(self.backend, prepared, batch, self.plan.probe_rule).stats[
                 "latency_ms_p50"]
-            if service[batch] > self.plan.bound_ms / 2:
+            if lanes > 1:  # the mean time a batch holds a lane while all are busy (Little's law): a p50
+                # of the requests' own latencies would not do (a device that favours one lane keeps it short)
+                busy = closed_loop.throughput(self.backend, prepared, batch, self.plan.probe_rule)
+                service[str(lanes)][batch] = lanes * batch * 1e3 / busy.images_per_s
+            if min(times[batch] for times in service.values()) > self.plan.bound_ms / 2:
                 break
-        return Batching.for_bound(self.plan.bound_ms, service), service
+        choices = [(Batching.for_bound(self.plan.bound_ms, times, int(n)), times) for n, times in service.items()]
+        best = max(choices, key=lambda c: Batching.capacity(*c))[0]
+        return best, service
 
     def server(self) -> ScenarioResult:
         plan = self.plan
         lanes, capacity = self._server_lanes()
         batching, service = (self.batching() if len(plan.batch_candidates) > 1 else (None, {}))
         start = capacity.images_per_s / 2
-        if batching is not None and batching.max_batch > 1:  # the same streams, ready for every bucket
+        if batching is not None and batching.max_batch > 1:  # the chosen streams, ready for every bucket
             if self.backend.options.mode == "latency":
-                lanes[0].warm_sizes = batching.buckets
+                lanes = [direct_runner(self.backend, buckets=batching.buckets)]
             else:
-                lanes = bucket_lanes(self.backend, self.backend.in_flight(), batching.buckets, self.shape)
-            start = max(start, len(lanes) * batching.max_batch / (service[batching.max_batch] / 1e3) / 2)
+                lanes = bucket_lanes(self.backend, batching.streams, batching.buckets, self.shape)
+            start = max(start, Batching.capacity(batching, service[str(batching.streams)]) / 2)
         outputs = self._accuracy("server", lanes, batching=batching, bound_ms=plan.bound_ms)
 
         def run_at(qps: float, folder: str) -> Outcome:
@@ -233,12 +245,19 @@ class ScenarioRunner:
             outcome = run_at(plan.server_qps, "performance")
             return ScenarioResult(self._values(outcome, 1, latency_bound_ms=plan.bound_ms, server_search_steps=0,
                                                server_mean_batch=_mean(outcome.batches), **closed), outputs)
-        peak, steps = peak_search(run_at, start, plan.tolerance, plan.max_steps)
+        def record(steps: list, peak=None, done: bool = False) -> None:  # after every step: a cut-off keeps it
+            valid = [step for step in steps if step.outcome.result.valid]
+            best = peak if done else max(valid, key=lambda step: step.target_qps, default=None)
+            (self.log_root / "server" / "search.json").write_text(json.dumps(
+                {"bound_ms": plan.bound_ms, "start_qps": start, "tolerance": plan.tolerance,
+                 "batching": closed["server_batching"],
+                 "service_ms_by_lanes": {n: {str(b): ms for b, ms in times.items()} for n, times in service.items()},
+                 "finished": done, "peak_qps": best.target_qps if best else None,
+                 "steps": [step.record() for step in steps]}, indent=2))
+
+        peak, steps = peak_search(run_at, start, plan.tolerance, plan.max_steps, on_step=record)
+        record(steps, peak, done=True)
         records = [step.record() for step in steps]
-        (self.log_root / "server" / "search.json").write_text(json.dumps(
-            {"bound_ms": plan.bound_ms, "start_qps": start, "tolerance": plan.tolerance,
-             "batching": closed["server_batching"], "service_ms": {str(b): ms for b, ms in service.items()},
-             "peak_qps": peak.target_qps if peak else None, "steps": records}, indent=2))
         chosen = peak or min(steps, key=lambda s: s.target_qps)
         values = self._values(chosen.outcome, 1, latency_bound_ms=plan.bound_ms, server_search_steps=len(steps),
                               server_mean_batch=_mean(chosen.outcome.batches), **closed)

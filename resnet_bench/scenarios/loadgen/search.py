@@ -26,10 +26,12 @@ class Step:
 
 
 def peak_search(run_at: Callable[[float, str], Outcome], start_qps: float, tolerance: float = 0.1,
-                max_steps: int = 8) -> tuple[Step | None, list[Step]]:
+                max_steps: int = 8, on_step: Callable[[list[Step]], None] | None = None
+                ) -> tuple[Step | None, list[Step]]:
     """The largest target QPS LoadGen calls VALID: bracket (double while VALID, halve while
     INVALID), then bisect geometrically until the bracket is within ``1 + tolerance`` or the
-    steps run out. Returns the VALID step with the largest QPS (None if none) and every step."""
+    steps run out. Returns the VALID step with the largest QPS (None if none) and every step.
+    ``on_step`` sees the steps so far after each one (a search cut off keeps its record)."""
     if not start_qps > 0 or not tolerance > 0 or max_steps < 1:
         raise ValueError("peak search needs start_qps > 0, tolerance > 0 and max_steps >= 1")
     steps: list[Step] = []
@@ -37,6 +39,8 @@ def peak_search(run_at: Callable[[float, str], Outcome], start_qps: float, toler
     def attempt(qps: float, phase: str) -> bool:
         outcome = run_at(qps, f"step-{len(steps) + 1:02d}-{qps:.4g}qps")
         steps.append(Step(len(steps) + 1, phase, qps, outcome))
+        if on_step is not None:
+            on_step(steps)
         return outcome.result.valid
 
     low = high = None

@@ -41,7 +41,14 @@ def refill(prepared: Any, images: Any) -> None:
         return
     target = getattr(prepared, "input", prepared)
     if hasattr(target, "update_inplace"):
-        target.update_inplace(np.ascontiguousarray(images, dtype=np.float32))
+        if hasattr(images, "__dlpack__"):  # staged on the device (a torch tensor): copied device to device
+            if getattr(images, "is_cuda", False):
+                import torch
+
+                torch.cuda.current_stream(images.device).synchronize()  # the gather has landed
+            target.update_inplace(type(target).from_dlpack(images.contiguous()))
+        else:
+            target.update_inplace(np.ascontiguousarray(images, dtype=np.float32))
         return
     import torch
 
@@ -68,15 +75,39 @@ WARMUP_CALLS = 2  # per lane thread, in that thread, before each LoadGen run (fi
 WARMUP_TIMEOUT_S = 900.0  # a lane whose warm-up hangs (a TensorRT build, say) ends the run with an error
 
 
-def direct_runner(backend: Backend, batch: int | None = None) -> Runner:
+def direct_runner(backend: Backend, batch: int | None = None, buckets: tuple[int, ...] = ()) -> Runner:
     """The backend's own lifecycle, one request at a time (a latency-mode instance). With
-    ``batch``, a shorter request is padded to it (one input shape: a CUDA graph recorded per shape
-    is never recorded inside a timed query)."""
+    ``batch``, a shorter request is padded to it; with ``buckets`` (the dynamic batcher's sizes),
+    to the smallest that holds it: only shapes warmed up before the run are timed (a CUDA graph
+    or an autotuned plan per shape is never made inside a timed query)."""
+    sizes = tuple(sorted(set(buckets)))
+
     def run(images: np.ndarray) -> np.ndarray:
         real = len(images)
-        output = backend.run(backend.prepare(pad(images, batch) if batch else images))
+        size = batch or next((b for b in sizes if b >= real), None)
+        if sizes and size is None:
+            raise ValueError(f"a batch of {real} is larger than the largest bucket ({sizes[-1]})")
+        output = backend.run(backend.prepare(pad(images, size) if size else images))
         backend.sync()
         return np.asarray(backend.fetch(output))[:real]
+    if sizes:
+        run.warm_sizes = sizes
+    return run
+
+
+def staged_runner(backend: Backend, batch: int, shape: tuple[int, ...]) -> Runner:
+    """One request stream on the backend's own ``run`` (a latency-mode instance: CUDA graphs replay
+    on its one stream), its input of ``batch`` images prepared once and refilled in place from
+    the staged samples: like the lanes, no query pays a host-to-device copy."""
+    buffer = backend.prepare(np.zeros((batch, *shape), np.float32))
+
+    def run(images: Any) -> np.ndarray:
+        real = len(images)
+        refill(buffer, pad(images, batch))
+        output = backend.run(buffer)
+        backend.sync()
+        return np.asarray(backend.fetch(output))[:real]
+    run.reads_staged = True
     return run
 
 
@@ -134,27 +165,35 @@ class Batching:
     max_batch: int = 1
     timeout_s: float = 0.0
     buckets: tuple[int, ...] = (1,)
+    streams: int = 1  # lanes (request streams) forming batches from the one queue
 
     def __post_init__(self) -> None:
-        if self.max_batch < 1 or self.timeout_s < 0 or max(self.buckets) < self.max_batch:
-            raise ValueError("batching needs max_batch >= 1, timeout_s >= 0 and a bucket holding max_batch")
+        if self.max_batch < 1 or self.timeout_s < 0 or max(self.buckets) < self.max_batch or self.streams < 1:
+            raise ValueError("batching needs max_batch >= 1, timeout_s >= 0, a bucket holding max_batch and a lane")
 
     @classmethod
-    def for_bound(cls, bound_ms: float, service_ms: dict[int, float]) -> Batching:
-        """From the latency bound and the service time of each candidate batch size: the largest
+    def for_bound(cls, bound_ms: float, service_ms: dict[int, float], streams: int = 1) -> Batching:
+        """From the latency bound and the service time of each candidate batch size (measured
+        with ``streams`` lanes busy at once: lanes sharing one device slow each other): the largest
         batch whose service fits half the bound, and a timeout that keeps a query's wait for its
         batch plus the batch's service within that half (the other half is left for waiting for a
         free lane under Poisson arrivals). No candidate fits: no batching (batch 1, no wait)."""
         half = bound_ms / 2
         fits = sorted(b for b, ms in service_ms.items() if ms <= half)
         if not fits:
-            return cls(1, 0.0, (1,))
+            return cls(1, 0.0, (1,), streams)
         largest = fits[-1]
-        return cls(largest, max(0.0, half - service_ms[largest]) / 1e3, tuple(fits))
+        return cls(largest, max(0.0, half - service_ms[largest]) / 1e3, tuple(fits), streams)
+
+    @staticmethod
+    def capacity(batching: Batching, service_ms: dict[int, float]) -> float:
+        """Queries per second its lanes serve at full batches, from the service times it was chosen on."""
+        return batching.streams * batching.max_batch / (service_ms[batching.max_batch] / 1e3)
 
     def describe(self) -> str:
+        lanes = f" on {self.streams} request streams" if self.streams > 1 else " on 1 request stream"
         return (f"dynamic batching up to {self.max_batch}, {self.timeout_s * 1e3:.3g} ms timeout, buckets "
-                f"{','.join(map(str, self.buckets))}" if self.max_batch > 1 else "no batching (batch 1)")
+                f"{','.join(map(str, self.buckets))}{lanes}" if self.max_batch > 1 else "no batching (batch 1)")
 
 
 class SystemUnderTest:
