@@ -57,7 +57,7 @@ def test_the_plan_runs_loadgen_offline_through_every_gpu_backend_and_the_batcher
 def test_the_sizing_fits_fifteen_minutes_of_device_time():
     steps = gpu_check.plan(Path("out"))
     expected = sum(gpu_check.EXPECTED_S[step.name] for step in steps)
-    assert expected <= gpu_check.DEFAULT_BUDGET_S - gpu_check.REPORT_RESERVE_S + 15  # the last step may be cut
+    assert expected <= gpu_check.DEFAULT_BUDGET_S - gpu_check.REPORT_RESERVE_S  # on pace, no step is cut
     assert gpu_check.START_S + gpu_check.CARRY_S + gpu_check.DEFAULT_BUDGET_S <= gpu_check.DEVICE_S
     assert list(gpu_check.EXPECTED_S) == [step.name for step in steps]
 
@@ -206,6 +206,7 @@ def test_the_mlperf_figure_is_the_gpu_named_and_none_for_a_gh200():
     assert gpu_check.mlperf_reference("NVIDIA H200")["offline"] == 94_600
     assert gpu_check.mlperf_reference("NVIDIA GH200 480GB") is None  # not an H200
     assert "PCIe card" in gpu_check.mlperf_reference("NVIDIA H100 PCIe")["system"]
+    assert "PCIe card" in gpu_check.mlperf_reference("NVIDIA H100 NVL")["system"]
     assert "PCIe" not in gpu_check.mlperf_reference("NVIDIA H100 80GB HBM3")["system"]
 
 
@@ -235,7 +236,7 @@ def test_the_summary_takes_the_mlperf_ratio_from_loadgen_offline_and_no_ratio_fr
     assert "| 30,000 samples/s | 33.8% |" in offline and "closed loop at that batch 35,000 images/s (not comparable)" \
         in offline and "runs/offline-torch/r1" in offline
     server = next(line for line in text.splitlines() if "LoadGen Server" in line)
-    assert "no valid step (LoadGen: INVALID" in server and "%" not in server.split("|")[3], server
+    assert "no valid step (LoadGen: INVALID" in server and "%" not in server, server  # no ratio, no share
     write("server-batcher", "server", 18_000, True, loadgen_percentile=99, latency_bound_ms=15,
           server_batching="dynamic batching up to 64, 2 ms timeout, buckets 1,64 on 2 request streams")
     text = gpu_check.summarize(tmp_path, gpu_check.run_dirs(tmp_path), "NVIDIA H100 80GB HBM3")

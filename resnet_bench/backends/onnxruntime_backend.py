@@ -139,8 +139,7 @@ class OnnxRuntimeBackend(Backend):
             return images
         import torch
 
-        return torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32)).to(
-            torch.device("cuda", torch.cuda.current_device()))
+        return torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32)).to("cuda:0")  # as prepare binds
 
     def prepare(self, images: np.ndarray) -> Any:
         images = np.ascontiguousarray(images, dtype=np.float32)

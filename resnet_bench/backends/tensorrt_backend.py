@@ -138,6 +138,12 @@ class TensorRtBackend(Backend):
         self._next_lane = 0  # the workers made next for this input take lanes 0, 1, ...
         return prepared
 
+    def stage(self, images: np.ndarray) -> Any:
+        """The samples in device memory, in the engine's input dtype: a lane copies its batch into
+        its bound input device to device (``scenarios.loadgen.sut.refill``), as torch's do."""
+        torch = self.torch
+        return torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32)).to("cuda").to(self.input_dtype)
+
     def run(self, prepared: Prepared) -> Any:
         lane = self.lanes[0]
         if lane.bound is not prepared:  # run what it is given, not what was bound last

@@ -369,9 +369,23 @@ def test_the_batcher_on_two_independent_lanes_uses_both(tmp_path):
 def test_offline_on_one_stream_refills_one_staged_buffer_and_answers_each_sample(tmp_path):
     """A latency-mode instance (CUDA graphs replay on one stream) runs Offline on one lane whose
     input is prepared once and refilled from the staged samples: batch 4 / 10 ms = 400 images/s."""
+    class Counted(ServiceTimeBackend):
+        prepared = staged = 0
+
+        def prepare(self, images):
+            self.prepared += 1
+            return super().prepare(images)
+
+        def stage(self, images):
+            self.staged += 1
+            return super().stage(images)
+
+    backend = Counted(SERVICE_S)
     inputs = Inputs(IMAGES, np.repeat(IMAGES, 4, axis=0))
     plan = Plan(SPAN, offline_batches=(1, 4), reference_rule=SHORT_RULE)
-    result = ScenarioRunner(ServiceTimeBackend(SERVICE_S), plan, inputs, tmp_path).run("offline")
+    result = ScenarioRunner(backend, plan, inputs, tmp_path).run("offline")
     assert result.values["batch_size"] == 4 and result.values["loadgen_valid"], result.values
     assert 0.85 * 400 <= result.values["qps"] <= 400
     np.testing.assert_array_equal(result.accuracy_outputs, IMAGES.reshape(16, -1)[:, :4])
+    # one prepare per candidate's closed loop, one for the lane; the accuracy and performance runs staged
+    assert (backend.prepared, backend.staged) == (3, 2)

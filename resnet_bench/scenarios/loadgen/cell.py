@@ -54,6 +54,7 @@ from resnet_bench.scenarios.loadgen.sut import (
     run_loadgen,
     staged_runner,
 )
+from resnet_bench.util.files import write_atomic
 
 DEFAULT_BOUND_MS = {"cuda": 15.0, "cpu": 100.0}  # ResNet-50's MLPerf bound on a GPU; a CPU's usable default
 DEFAULT_OFFLINE_BATCHES = {"cpu": (1, 8), "cuda": (8, 32, 128)}
@@ -201,23 +202,27 @@ class ScenarioRunner:
 
     def batching(self) -> tuple[Batching, dict[str, dict[int, float]]]:
         """The dynamic batcher for this instance under the plan's bound. Each candidate batch's
-        service time is probed until one passes half the bound: one request at a time (its p50),
-        and on a throughput instance also with all its lanes busy at once (lanes sharing a device
-        slow each other down: lanes x batch / images/s). The batcher is chosen from each (``Batching.for_bound``);
-        the one whose lanes serve more queries per second at full batches is kept. Returns it and
-        the service times by number of lanes."""
+        service time (a mean) is probed until it passes half the bound: one request at a time, and
+        on a throughput instance also with all its lanes busy at once (lanes sharing a device slow
+        each other down: lanes x batch / images/s), each list until its own passes. A batcher is
+        chosen from each list (``Batching.for_bound``); the one whose lanes serve more queries per
+        second at full batches is kept. Returns it and the service times by number of lanes."""
         lanes = self.backend.in_flight() if self.backend.options.mode == "throughput" else 1
         service: dict[str, dict[int, float]] = {"1": {}} if lanes == 1 else {"1": {}, str(lanes): {}}
+        half = self.plan.bound_ms / 2
         for batch in self.plan.batch_candidates:
+            probing = [n for n, times in service.items() if not times or max(times.values()) <= half]
+            if not probing:  # every list has passed half the bound
+                break
             prepared = self.backend.prepare(self.inputs.performance_images[:batch])
-            service["1"][batch] = closed_loop.latency(self.backend, prepared, batch, self.plan.probe_rule).stats[
-                "latency_ms_p50"]
-            if lanes > 1:  # the mean time a batch holds a lane while all are busy (Little's law): a p50
-                # of the requests' own latencies would not do (a device that favours one lane keeps it short)
+            if "1" in probing:  # the mean, as on the busy side
+                service["1"][batch] = closed_loop.latency(self.backend, prepared, batch,
+                                                          self.plan.probe_rule).stats["latency_ms_mean"]
+            if str(lanes) in probing and lanes > 1:  # the mean time a batch holds a lane while all are busy
+                # (Little's law; the requests' own latencies would not do: a device that favours one lane
+                # keeps that lane's short)
                 busy = closed_loop.throughput(self.backend, prepared, batch, self.plan.probe_rule)
                 service[str(lanes)][batch] = lanes * batch * 1e3 / busy.images_per_s
-            if min(times[batch] for times in service.values()) > self.plan.bound_ms / 2:
-                break
         choices = [(Batching.for_bound(self.plan.bound_ms, times, int(n)), times) for n, times in service.items()]
         best = max(choices, key=lambda c: Batching.capacity(*c))[0]
         return best, service
@@ -248,7 +253,7 @@ class ScenarioRunner:
         def record(steps: list, peak=None, done: bool = False) -> None:  # after every step: a cut-off keeps it
             valid = [step for step in steps if step.outcome.result.valid]
             best = peak if done else max(valid, key=lambda step: step.target_qps, default=None)
-            (self.log_root / "server" / "search.json").write_text(json.dumps(
+            write_atomic(self.log_root / "server" / "search.json", json.dumps(
                 {"bound_ms": plan.bound_ms, "start_qps": start, "tolerance": plan.tolerance,
                  "batching": closed["server_batching"],
                  "service_ms_by_lanes": {n: {str(b): ms for b, ms in times.items()} for n, times in service.items()},

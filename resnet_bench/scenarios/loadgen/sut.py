@@ -42,11 +42,15 @@ def refill(prepared: Any, images: Any) -> None:
     target = getattr(prepared, "input", prepared)
     if hasattr(target, "update_inplace"):
         if hasattr(images, "__dlpack__"):  # staged on the device (a torch tensor): copied device to device
+            images = images.contiguous()
             if getattr(images, "is_cuda", False):
                 import torch
 
-                torch.cuda.current_stream(images.device).synchronize()  # the gather has landed
-            target.update_inplace(type(target).from_dlpack(images.contiguous()))
+                torch.cuda.current_stream(images.device).synchronize()  # the gather (and the copy) landed
+            if hasattr(type(target), "from_dlpack"):  # onnxruntime >= 1.31
+                target.update_inplace(type(target).from_dlpack(images))
+            else:  # older builds: through the host (the row's runtime says which onnxruntime ran)
+                target.update_inplace(np.ascontiguousarray(images.float().cpu().numpy()))
         else:
             target.update_inplace(np.ascontiguousarray(images, dtype=np.float32))
         return
@@ -187,8 +191,10 @@ class Batching:
 
     @staticmethod
     def capacity(batching: Batching, service_ms: dict[int, float]) -> float:
-        """Queries per second its lanes serve at full batches, from the service times it was chosen on."""
-        return batching.streams * batching.max_batch / (service_ms[batching.max_batch] / 1e3)
+        """Queries per second its lanes serve at full batches, from the service times it was chosen
+        on (0 when none was measured at its batch: nothing fitted and batch 1 was no candidate)."""
+        ms = service_ms.get(batching.max_batch)
+        return batching.streams * batching.max_batch / (ms / 1e3) if ms else 0.0
 
     def describe(self) -> str:
         lanes = f" on {self.streams} request streams" if self.streams > 1 else " on 1 request stream"
