@@ -235,6 +235,10 @@ def test_full_profile_adds_offline_and_server_for_every_finalist_per_depth(small
     monkeypatch.setitem(settings.DURATIONS, "quick", Duration("quick", min_duration_s=0.5, server_queries=64))
     monkeypatch.setitem(RULES, "loadgen_reference", SHORT_RULE)
     monkeypatch.setitem(RULES, "batch_probe", StopRule(warmup_iters=2, warmup_s=0, min_iters=6, min_s=0.05, max_s=1))
+    from resnet_bench.scenarios.loadgen import cell as loadgen_cell  # a peak search of 3 steps (the search's
+    search = loadgen_cell.peak_search  # own tests are above): this test is about which rows the sweep adds
+    monkeypatch.setattr(loadgen_cell, "peak_search", lambda run_at, start, tolerance, steps, **kw: search(
+        run_at, start, tolerance, min(steps, 3), **kw))
     assert SweepConfig.from_profile("quick", "cpu").loadgen == ()  # the quick profile stays as it was
     config = SweepConfig.from_profile(
         "full", "cpu", depths=(18,), batches=(1,), backends=("onnxruntime", "openvino"), input_size=64,

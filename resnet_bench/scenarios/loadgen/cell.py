@@ -250,6 +250,7 @@ class ScenarioRunner:
             outcome = run_at(plan.server_qps, "performance")
             return ScenarioResult(self._values(outcome, 1, latency_bound_ms=plan.bound_ms, server_search_steps=0,
                                                server_mean_batch=_mean(outcome.batches), **closed), outputs)
+
         def record(steps: list, peak=None, done: bool = False) -> None:  # after every step: a cut-off keeps it
             valid = [step for step in steps if step.outcome.result.valid]
             best = peak if done else max(valid, key=lambda step: step.target_qps, default=None)
