@@ -161,11 +161,11 @@ def mlperf_reference(gpu: str) -> dict | None:
     return None
 
 
-def step_env(step: Step, carry: Path) -> dict:
+def step_env(carry: Path, ort_gpu: bool = False) -> dict:
     """Every step imports this checkout (run from anywhere); an ORT step the carried
     onnxruntime-gpu first, before the image's CPU build."""
     env = dict(os.environ)
-    first = [str(carry / ORT_SITE)] if step.ort_gpu else []
+    first = [str(carry / ORT_SITE)] if ort_gpu else []
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [*first, str(REPO), env.get("PYTHONPATH")]))
     return env
 
@@ -192,7 +192,7 @@ def run_step(step: Step, out: Path, seconds_left: float, tag: str = "", carry: P
     with open(out / (tag + step.log), "w") as stdout, open(out / f"{tag}{step.name}.stderr.log", "w") as stderr:
         try:
             rc = subprocess.run(command, stdout=stdout, stderr=stderr, timeout=limit, cwd=REPO,
-                                env=step_env(step, carry)).returncode
+                                env=step_env(carry, step.ort_gpu)).returncode
             status = "ok" if rc == 0 else f"finding: {step.findings[rc]}" if rc in step.findings else f"exit {rc}"
         except subprocess.TimeoutExpired:
             status = f"cut off after {limit:.0f} s (rows written so far are kept)"
@@ -345,7 +345,7 @@ def main(argv: list[str] | None = None) -> int:
         report = [sys.executable, "-m", "resnet_bench", "report", *map(str, runs.values()),
                   "--out", str(out / "report")]
         try:
-            made = subprocess.run(report, capture_output=True, text=True, cwd=REPO, env=step_env(plan(out)[0], carry),
+            made = subprocess.run(report, capture_output=True, text=True, cwd=REPO, env=step_env(carry),
                                   timeout=max(10.0, deadline - time.perf_counter()))
             if made.returncode != 0:
                 print(f"gpu-check: report failed (exit {made.returncode}): {made.stderr.strip()[-300:]}",

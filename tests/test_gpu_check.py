@@ -104,7 +104,7 @@ def test_a_carried_wheel_installs_where_the_ort_steps_look_and_imports_from_ther
     assert install["status"] == "ok", (install, (out / "ort-install.stderr.log").read_text())
     for name in ("parity-ort-cuda", "offline-ort-cuda", "ort-cuda-cells"):
         looks_in = Path(steps[name].needs_path).parent
-        env = gpu_check.step_env(steps[name], carry)
+        env = gpu_check.step_env(carry, steps[name].ort_gpu)
         assert env["PYTHONPATH"].split(":")[0] == str(looks_in)
         assert (looks_in / "carriedpkg" / "__init__.py").is_file()
         code = "import carriedpkg; print(carriedpkg.VALUE, carriedpkg.__file__)"

@@ -251,19 +251,19 @@ class ScenarioRunner:
             return ScenarioResult(self._values(outcome, 1, latency_bound_ms=plan.bound_ms, server_search_steps=0,
                                                server_mean_batch=_mean(outcome.batches), **closed), outputs)
 
-        def record(steps: list, peak=None, done: bool = False) -> None:  # after every step: a cut-off keeps it
+        def record(steps: list, peak=None, done: bool = False) -> list[dict]:  # after every step: a cut-off keeps it
             valid = [step for step in steps if step.outcome.result.valid]
             best = peak if done else max(valid, key=lambda step: step.target_qps, default=None)
+            records = [step.record() for step in steps]
             write_atomic(self.log_root / "server" / "search.json", json.dumps(
                 {"bound_ms": plan.bound_ms, "start_qps": start, "tolerance": plan.tolerance,
                  "batching": closed["server_batching"],
                  "service_ms_by_lanes": {n: {str(b): ms for b, ms in times.items()} for n, times in service.items()},
-                 "finished": done, "peak_qps": best.target_qps if best else None,
-                 "steps": [step.record() for step in steps]}, indent=2))
+                 "finished": done, "peak_qps": best.target_qps if best else None, "steps": records}, indent=2))
+            return records
 
         peak, steps = peak_search(run_at, start, plan.tolerance, plan.max_steps, on_step=record)
-        record(steps, peak, done=True)
-        records = [step.record() for step in steps]
+        records = record(steps, peak, done=True)
         chosen = peak or min(steps, key=lambda s: s.target_qps)
         values = self._values(chosen.outcome, 1, latency_bound_ms=plan.bound_ms, server_search_steps=len(steps),
                               server_mean_batch=_mean(chosen.outcome.batches), **closed)

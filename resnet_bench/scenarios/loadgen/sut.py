@@ -79,6 +79,14 @@ WARMUP_CALLS = 2  # per lane thread, in that thread, before each LoadGen run (fi
 WARMUP_TIMEOUT_S = 900.0  # a lane whose warm-up hangs (a TensorRT build, say) ends the run with an error
 
 
+def _bucket(sizes: tuple[int, ...], real: int) -> int:
+    """The smallest of the sorted ``sizes`` that holds a batch of ``real``."""
+    bucket = next((b for b in sizes if b >= real), None)
+    if bucket is None:
+        raise ValueError(f"a batch of {real} is larger than the largest bucket ({sizes[-1]})")
+    return bucket
+
+
 def direct_runner(backend: Backend, batch: int | None = None, buckets: tuple[int, ...] = ()) -> Runner:
     """The backend's own lifecycle, one request at a time (a latency-mode instance). With
     ``batch``, a shorter request is padded to it; with ``buckets`` (the dynamic batcher's sizes),
@@ -88,9 +96,7 @@ def direct_runner(backend: Backend, batch: int | None = None, buckets: tuple[int
 
     def run(images: np.ndarray) -> np.ndarray:
         real = len(images)
-        size = batch or next((b for b in sizes if b >= real), None)
-        if sizes and size is None:
-            raise ValueError(f"a batch of {real} is larger than the largest bucket ({sizes[-1]})")
+        size = batch or (_bucket(sizes, real) if sizes else None)
         output = backend.run(backend.prepare(pad(images, size) if size else images))
         backend.sync()
         return np.asarray(backend.fetch(output))[:real]
@@ -146,9 +152,7 @@ def bucket_lanes(backend: Backend, count: int, buckets: tuple[int, ...], shape: 
 
         def run(images: np.ndarray) -> np.ndarray:
             real = len(images)
-            bucket = next((b for b in buckets if b >= real), None)
-            if bucket is None:
-                raise ValueError(f"a batch of {real} is larger than the largest bucket ({buckets[-1]})")
+            bucket = _bucket(buckets, real)
             buffer, work = own[bucket]
             refill(buffer, pad(images, bucket))
             return np.asarray(backend.fetch(work()))[:real]
